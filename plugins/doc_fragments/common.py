@@ -1,0 +1,42 @@
+# -*- coding: utf-8 -*-
+# Copyright: AutoPod contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+
+class ModuleDocFragment:
+    # Options every pod module takes.
+    DOCUMENTATION = r"""
+options:
+  state_dir:
+    description:
+      - Directory where AutoPod keeps pod manifests, supervisor logs and default checkpoint images on the managed host.
+      - Created with mode C(0700) when needed.
+    type: path
+    default: /var/lib/autopod
+requirements:
+  - Linux, run as root.
+  - pyroute2 on the managed host.
+"""
+
+    CRIU = r"""
+options:
+  criu_path:
+    description:
+      - The criu binary to run, as a path or a name looked up in C(PATH), C(/usr/local/sbin), C(/usr/sbin) and C(/sbin).
+      - Its version is checked against the running kernel before anything is done
+        (kernels from 6.13 need CRIU 4.1; kernels from 6.16 with TCP connections need CRIU 4.2).
+    type: path
+    default: criu
+"""
+
+    ATTRIBUTES = r"""
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+  platform:
+    platforms: linux
+"""

@@ -1,0 +1,97 @@
+# -*- coding: utf-8 -*-
+# Copyright: AutoPod contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The pod's memory cgroup (cgroup v2, or the v1 memory controller on hybrid hosts).
+
+Every pod gets a cgroup `autopod/<name>`, with `memory_max` as its limit when one is
+set; CRIU records the path and puts restored processes back into it.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+from typing import List, Optional
+
+from ansible_collections.autopod.autopod.plugins.module_utils import linux
+
+CGROUP_ROOT = "/sys/fs/cgroup"
+PARENT = "autopod"
+
+
+def _v2() -> bool:
+    return os.path.exists(os.path.join(CGROUP_ROOT, "cgroup.controllers"))
+
+
+def _base() -> str:
+    return CGROUP_ROOT if _v2() else os.path.join(CGROUP_ROOT, "memory")
+
+
+def path(pod: str) -> str:
+    return os.path.join(_base(), PARENT, pod)
+
+
+def _write(file_path: str, value: str) -> None:
+    with open(file_path, "w") as handle:
+        handle.write(value)
+
+
+def _enable_memory_controller() -> None:
+    """cgroup v2 only hands the memory controller down to children that ask for it."""
+    for directory in (CGROUP_ROOT, os.path.join(CGROUP_ROOT, PARENT)):
+        with open(os.path.join(directory, "cgroup.subtree_control")) as handle:
+            if "memory" in handle.read().split():
+                continue
+        _write(os.path.join(directory, "cgroup.subtree_control"), "+memory")
+
+
+def create(pod: str, memory_max: Optional[int]) -> str:
+    """Create (or reuse) the pod's cgroup and set its memory limit; returns its cgroup.procs path."""
+    directory = path(pod)
+    os.makedirs(directory, exist_ok=True)
+    if _v2():
+        _enable_memory_controller()
+        _write(os.path.join(directory, "memory.max"), str(memory_max) if memory_max else "max")
+    else:
+        _write(os.path.join(directory, "memory.limit_in_bytes"), str(memory_max) if memory_max else "-1")
+    return os.path.join(directory, "cgroup.procs")
+
+
+def processes(pod: str) -> List[int]:
+    try:
+        with open(os.path.join(path(pod), "cgroup.procs")) as handle:
+            return [int(line) for line in handle if line.strip()]
+    except OSError:
+        return []
+
+
+def kill_all(pod: str, wait: float = 10.0) -> List[int]:
+    """SIGKILL every process in the pod's cgroup (a half-restored tree, say) and wait until they are gone."""
+    pids = processes(pod)
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    for pid in pids:
+        linux.wait_for_exit(pid, wait)
+    return pids
+
+
+def remove(pod: str) -> None:
+    """Remove the pod's cgroup once it is empty; a cgroup still in use is left alone."""
+    try:
+        os.rmdir(path(pod))
+    except OSError as exc:
+        if exc.errno not in (errno.ENOENT, errno.EBUSY):
+            raise
+
+
+def memory_current(pod: str) -> Optional[int]:
+    name = "memory.current" if _v2() else "memory.usage_in_bytes"
+    try:
+        with open(os.path.join(path(pod), name)) as handle:
+            return int(handle.read())
+    except (OSError, ValueError):
+        return None

@@ -1,0 +1,196 @@
+# -*- coding: utf-8 -*-
+# Copyright: AutoPod contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The CRIU driver: find the binary, judge its version against the kernel, build
+its command lines (argument lists, never shell strings) and run them."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import re
+import shutil
+import subprocess
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+
+from ansible_collections.autopod.autopod.plugins.module_utils.criu_images import ImageFormatError, parse_stats
+from ansible_collections.autopod.autopod.plugins.module_utils.errors import AutopodError
+from ansible_collections.autopod.autopod.plugins.module_utils.pod import MountSpec
+
+NET_KEY = "autopod-net"
+LOG_LEVEL = "-v4"
+# CRIU lives in sbin directories, which a non-login PATH may lack.
+_SEARCH_PATH = ":".join([os.environ.get("PATH", ""), "/usr/local/sbin", "/usr/sbin", "/sbin"])
+# (kernel from, CRIU needed, applies only with TCP connections, why): DESIGN.md, "CRIU: versions".
+KERNEL_RULES = (
+    ((6, 13), (4, 1), False,
+     "kernels from 6.13 split the vvar area and CRIU before 4.1 stops with "
+     "'vdso: Unexpected rt vDSO area bounds'"),
+    ((6, 16), (4, 2), True,
+     "on kernels from 6.16 CRIU before 4.2 cannot dump TCP sockets "
+     "('sockets: Can't get 1:16 opt: Operation not supported')"),
+)
+INSTALL_HINT = ("install a newer CRIU (Debian 13 has 4.1, Debian unstable 4.2; the autopod.autopod.criu role "
+                "with autopod_criu_install=private_root installs 4.2 beside an older distribution) "
+                "and point criu_path at it")
+
+
+def mount_key(index: int) -> str:
+    return "autopod-mnt-%d" % index
+
+
+def parse_version(text: str) -> Tuple[int, ...]:
+    match = re.search(r"Version:\s*(\d+(?:\.\d+)*)", text)
+    if not match:
+        raise AutopodError("cannot read the CRIU version from %r" % text.strip()[:200])
+    return tuple(int(part) for part in match.group(1).split("."))
+
+
+def parse_kernel(release: str) -> Tuple[int, int]:
+    match = re.match(r"(\d+)\.(\d+)", release)
+    if not match:
+        raise AutopodError("cannot read the kernel version from %r" % release)
+    return int(match.group(1)), int(match.group(2))
+
+
+def version_string(version: Sequence[int]) -> str:
+    return ".".join(str(part) for part in version)
+
+
+def compatibility_problems(version: Sequence[int], kernel_release: str, tcp: bool) -> List[str]:
+    """What stops this CRIU from working on this kernel (empty when nothing does)."""
+    kernel = parse_kernel(kernel_release)
+    problems = []
+    for since, needed, tcp_only, why in KERNEL_RULES:
+        if kernel >= since and tuple(version[:2]) < needed and (tcp or not tcp_only):
+            problems.append("CRIU %s is too old for kernel %s: %s; %s %s or newer is needed"
+                            % (version_string(version), kernel_release, why, "CRIU", version_string(needed)))
+    return problems
+
+
+def dump_argv(criu: str, pid: int, images_dir: str, work_dir: str, netns_inode: int,
+              mounts: Sequence[MountSpec], tcp: bool, leave_running: bool) -> List[str]:
+    argv = [criu, "dump", "--tree", str(pid), "--images-dir", images_dir, "--work-dir", work_dir,
+            "--log-file", "dump.log", LOG_LEVEL, "--file-locks", "--skip-in-flight",
+            "--external", "net[%d]:%s" % (netns_inode, NET_KEY)]
+    for index, mount in enumerate(mounts):
+        argv += ["--external", "mnt[%s]:%s" % (mount.target, mount_key(index))]
+    if tcp:
+        argv += ["--tcp-established", "--network-lock", "nftables"]
+    if leave_running:
+        argv.append("--leave-running")
+    return argv
+
+
+def restore_argv(criu: str, images_dir: str, work_dir: str, rootfs: str, netns_fd: int,
+                 mounts: Sequence[MountSpec], tcp: bool, pidfile: str) -> List[str]:
+    argv = [criu, "restore", "--images-dir", images_dir, "--work-dir", work_dir, "--log-file", "restore.log",
+            LOG_LEVEL, "--restore-detached", "--pidfile", pidfile, "--root", rootfs, "--file-locks",
+            "--inherit-fd", "fd[%d]:%s" % (netns_fd, NET_KEY)]
+    for index, mount in enumerate(mounts):
+        argv += ["--external", "mnt[%s]:%s" % (mount_key(index), mount.source)]
+    if tcp:
+        argv += ["--tcp-established", "--network-lock", "nftables"]
+    return argv
+
+
+def log_errors(log_path: str, limit: int = 6) -> str:
+    """The last error lines of a CRIU log, joined for a message."""
+    try:
+        with open(log_path, errors="replace") as handle:
+            lines = [line.strip() for line in handle if "Error" in line or "error" in line]
+    except OSError:
+        return "no log at %s" % log_path
+    return " | ".join(lines[-limit:]) or "no error line in %s" % log_path
+
+
+def read_stats(work_dir: str, kind: str) -> Dict[str, int]:
+    try:
+        with open(os.path.join(work_dir, "stats-" + kind), "rb") as handle:
+            return parse_stats(handle.read())
+    except (OSError, ImageFormatError):
+        return {}
+
+
+@contextlib.contextmanager
+def private_umask() -> Iterator[None]:
+    """Images hold process memory: whatever CRIU writes is for root only."""
+    old = os.umask(0o077)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+class Criu:
+    """One CRIU binary on this host."""
+
+    def __init__(self, path: str = "criu") -> None:
+        found = path if os.path.isabs(path) else shutil.which(path, path=_SEARCH_PATH)
+        if not found or not os.access(found, os.X_OK):
+            raise AutopodError("CRIU was not found at %r: install it with the autopod.autopod.criu role "
+                               "or set criu_path to the criu binary" % path)
+        self.path = found
+        self._version: Optional[Tuple[int, ...]] = None
+
+    @property
+    def version(self) -> Tuple[int, ...]:
+        if self._version is None:
+            result = subprocess.run([self.path, "--version"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                    universal_newlines=True, check=False)
+            self._version = parse_version(result.stdout)
+        return self._version
+
+    def facts(self) -> Dict[str, str]:
+        return {"path": self.path, "version": version_string(self.version), "kernel": platform.release()}
+
+    def ensure_compatible(self, tcp: bool) -> None:
+        problems = compatibility_problems(self.version, platform.release(), tcp)
+        if problems:
+            raise AutopodError("; ".join(problems) + "; " + INSTALL_HINT, criu=self.facts())
+
+    def check(self) -> Tuple[bool, str]:
+        """`criu check`: does the kernel offer what CRIU needs?"""
+        result = subprocess.run([self.path, "check"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                universal_newlines=True, check=False)
+        return result.returncode == 0 and "Looks good" in result.stdout, result.stdout.strip()
+
+    def run(self, argv: List[str], work_dir: str, log_name: str, what: str,
+            pass_fds: Sequence[int] = (), timeout: Optional[float] = None) -> None:
+        """Run one CRIU action; on failure or after `timeout` seconds raise with the log's error lines."""
+        log = os.path.join(work_dir, log_name)
+        with private_umask():
+            try:
+                result = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                        universal_newlines=True, pass_fds=tuple(pass_fds), check=False,
+                                        timeout=timeout)
+            except subprocess.TimeoutExpired:
+                raise AutopodError("criu %s did not finish within %d seconds and was stopped (log: %s)"
+                                   % (what, timeout, log))
+        if result.returncode != 0:
+            raise AutopodError("criu %s failed (exit %d): %s (full log: %s)"
+                               % (what, result.returncode, log_errors(log), log),
+                               criu_output=result.stdout[-2000:])
+
+
+def assess(path: str, tcp: bool, fail_on_problem: bool) -> Dict[str, object]:
+    """Everything criu_info reports: presence, `criu check`, and the version against the kernel."""
+    result: Dict[str, object] = {"changed": False, "kernel": platform.release(), "problems": []}
+    try:
+        criu = Criu(path)
+        result.update(criu.facts())
+        ok, output = criu.check()
+        result["check_output"] = output
+        problems = compatibility_problems(criu.version, platform.release(), tcp)
+        if problems:
+            problems[-1] += "; " + INSTALL_HINT
+        if not ok:
+            problems.insert(0, "`%s check` failed: %s" % (criu.path, output.splitlines()[-1] if output else "no output"))
+        result["problems"] = problems
+    except AutopodError as exc:
+        result["problems"] = [exc.msg]
+    result["usable"] = not result["problems"]
+    if fail_on_problem and result["problems"]:
+        raise AutopodError("CRIU is not usable on this host: " + "; ".join(result["problems"]), **result)
+    return result

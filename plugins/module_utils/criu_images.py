@@ -1,0 +1,154 @@
+# -*- coding: utf-8 -*-
+# Copyright: AutoPod contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Read CRIU's statistics images (stats-dump, stats-restore) without crit or protobuf.
+
+An image is a 32-bit magic (service images carry a second one), then entries,
+each a 32-bit little-endian length followed by a protobuf message. The stats
+messages hold only varints and nested messages, so a small decoder suffices.
+Field numbers are those of CRIU's images/stats.proto.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from typing import Any, Dict, List, Tuple
+
+IMG_SERVICE_MAGIC = 0x55105940
+IMG_COMMON_MAGIC = 0x54564319
+PE_PARENT, PE_LAZY, PE_PRESENT = 1, 2, 4
+PAGE_SIZE = 4096
+
+_DUMP_FIELDS = {1: "freezing_time_us", 2: "frozen_time_us", 3: "memdump_time_us", 4: "memwrite_time_us",
+                5: "pages_scanned", 6: "pages_skipped_parent", 7: "pages_written", 8: "irmap_resolve_us",
+                9: "pages_lazy", 10: "page_pipes", 11: "page_pipe_bufs"}
+_RESTORE_FIELDS = {1: "pages_compared", 2: "pages_skipped_cow", 3: "forking_time_us", 4: "restore_time_us",
+                   5: "pages_restored"}
+
+
+class ImageFormatError(ValueError):
+    pass
+
+
+def _varint(data: bytes, pos: int) -> Tuple[int, int]:
+    value = shift = 0
+    while True:
+        if pos >= len(data):
+            raise ImageFormatError("truncated varint")
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, pos
+        shift += 7
+
+
+def _message(data: bytes) -> Dict[int, Any]:
+    """Decode one protobuf message into {field number: int or bytes}."""
+    fields: Dict[int, Any] = {}
+    pos = 0
+    while pos < len(data):
+        key, pos = _varint(data, pos)
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            fields[number], pos = _varint(data, pos)
+        elif wire == 2:
+            length, pos = _varint(data, pos)
+            if pos + length > len(data):
+                raise ImageFormatError("truncated field %d" % number)
+            fields[number] = data[pos:pos + length]
+            pos += length
+        elif wire in (1, 5):
+            size = 8 if wire == 1 else 4
+            fields[number] = int.from_bytes(data[pos:pos + size], "little")
+            pos += size
+        else:
+            raise ImageFormatError("unsupported wire type %d" % wire)
+    return fields
+
+
+def _entries(raw: bytes) -> List[bytes]:
+    """All length-prefixed entries of an image, after its magic."""
+    pos = 4
+    if len(raw) >= 4 and struct.unpack_from("<I", raw)[0] in (IMG_SERVICE_MAGIC, IMG_COMMON_MAGIC):
+        pos = 8
+    if len(raw) < pos + 4:
+        raise ImageFormatError("image too short")
+    entries = []
+    while pos < len(raw):
+        if pos + 4 > len(raw):
+            raise ImageFormatError("truncated entry header")
+        (size,) = struct.unpack_from("<I", raw, pos)
+        entry = raw[pos + 4:pos + 4 + size]
+        if len(entry) != size:
+            raise ImageFormatError("truncated entry")
+        entries.append(entry)
+        pos += 4 + size
+    return entries
+
+
+def _first_entry(raw: bytes) -> bytes:
+    return _entries(raw)[0]
+
+
+def pagemap_pages(raw: bytes, lazy: bool = False) -> Tuple[int, int]:
+    """(pages_id, number of pages this pagemap expects in pages-<pages_id>.img).
+
+    The first entry names the pages file; each further entry is a range of pages
+    (images/pagemap.proto: vaddr=1, nr_pages=2, in_parent=3, flags=4; CRIU 4
+    writes the page count as a 64-bit field 5 and leaves field 2 at 0). Ranges
+    in a parent image are not in this one, and with a lazy (post-copy) dump
+    neither are the ranges flagged lazy: those travel over the network.
+    """
+    entries = _entries(raw)
+    head = _message(entries[0])
+    skip = PE_PARENT | (PE_LAZY if lazy else 0)
+    stored = 0
+    for entry in entries[1:]:
+        fields = _message(entry)
+        flags = fields.get(4, PE_PARENT if fields.get(3) else PE_PRESENT)
+        if flags & PE_PRESENT and not flags & skip:
+            stored += fields.get(5, fields.get(2, 0))
+    return head.get(1, 0), stored
+
+
+def parse_stats(raw: bytes) -> Dict[str, Any]:
+    """Turn a stats-dump or stats-restore image into a flat dict with named fields."""
+    stats = _message(_first_entry(raw))
+    if 1 in stats:
+        names, kind = _DUMP_FIELDS, "dump"
+        body = stats[1]
+    elif 2 in stats:
+        names, kind = _RESTORE_FIELDS, "restore"
+        body = stats[2]
+    else:
+        raise ImageFormatError("neither dump nor restore statistics in the image")
+    decoded = _message(body)
+    result: Dict[str, Any] = {"kind": kind}
+    result.update({names[k]: v for k, v in decoded.items() if k in names})
+    return result
+
+
+def damaged_pages(image_dir: str, lazy: bool = False) -> List[str]:
+    """Pages files shorter or longer than their pagemaps say.
+
+    CRIU's restorer retries a short read of a pages file forever (preadv returns
+    0 at end of file), so a truncated image must be caught before CRIU sees it.
+    """
+    problems = []
+    for name in sorted(os.listdir(image_dir)):
+        if not (name.startswith("pagemap-") and name.endswith(".img")):
+            continue
+        with open(os.path.join(image_dir, name), "rb") as handle:
+            try:
+                pages_id, pages = pagemap_pages(handle.read(), lazy)
+            except ImageFormatError as exc:
+                problems.append("%s is unreadable (%s)" % (name, exc))
+                continue
+        pages_file = os.path.join(image_dir, "pages-%d.img" % pages_id)
+        size = os.path.getsize(pages_file) if os.path.exists(pages_file) else 0
+        if size != pages * PAGE_SIZE:
+            problems.append("pages-%d.img has %d bytes where %s expects %d"
+                            % (pages_id, size, name, pages * PAGE_SIZE))
+    return problems

@@ -1,0 +1,179 @@
+# -*- coding: utf-8 -*-
+# Copyright: AutoPod contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A pod's network identity: its network namespace, veth, IP and MAC address (pyroute2).
+
+The namespace is built here, outside the pod, and handed to CRIU as an external
+namespace, so the identity can be released on one host and rebuilt on another
+before the pod's processes are restored into it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import socket
+import struct
+import traceback
+from typing import Iterator, Optional
+
+from ansible.module_utils.basic import missing_required_lib
+
+from ansible_collections.autopod.autopod.plugins.module_utils import linux
+from ansible_collections.autopod.autopod.plugins.module_utils.errors import AutopodError
+from ansible_collections.autopod.autopod.plugins.module_utils.pod import NetworkSpec, PodSpec
+
+try:
+    from pyroute2 import IPRoute, NetNS, netns
+    from pyroute2.netlink.exceptions import NetlinkError
+    PYROUTE2_IMPORT_ERROR = None
+except ImportError:
+    PYROUTE2_IMPORT_ERROR = traceback.format_exc()
+
+NETNS_DIR = "/run/netns"
+POD_IFNAME = "eth0"
+
+
+def require_pyroute2() -> None:
+    if PYROUTE2_IMPORT_ERROR:
+        raise AutopodError(missing_required_lib("pyroute2"), exception=PYROUTE2_IMPORT_ERROR)
+
+
+def netns_name(pod: str) -> str:
+    return "autopod-" + pod
+
+
+def netns_path(pod: str) -> str:
+    return os.path.join(NETNS_DIR, netns_name(pod))
+
+
+def host_veth_name(pod: str) -> str:
+    """Interface names are limited to 15 characters; pod names are not, so hash them."""
+    return "apv" + hashlib.sha1(pod.encode()).hexdigest()[:10]
+
+
+def bridge_exists(bridge: str) -> bool:
+    require_pyroute2()
+    with IPRoute() as ipr:
+        links = ipr.link_lookup(ifname=bridge)
+        if not links:
+            return False
+        info = ipr.get_links(links[0])[0].get_attr("IFLA_LINKINFO")
+        return bool(info) and info.get_attr("IFLA_INFO_KIND") == "bridge"
+
+
+def address_holder(ip: str) -> Optional[str]:
+    """The host interface that already has `ip`, if any."""
+    require_pyroute2()
+    with IPRoute() as ipr:
+        for addr in ipr.get_addr(family=socket.AF_INET):
+            if addr.get_attr("IFA_ADDRESS") == ip:
+                index = addr["index"]
+                return ipr.get_links(index)[0].get_attr("IFLA_IFNAME")
+    return None
+
+
+def identity_exists(pod: str) -> bool:
+    return os.path.exists(netns_path(pod))
+
+
+def build_identity(spec: PodSpec) -> None:
+    """Create the pod's network namespace (loopback up) and, if it has a network, its veth.
+
+    Anything left from an earlier, interrupted run is removed first; on failure
+    everything made here is removed again.
+    """
+    require_pyroute2()
+    release_identity(spec.name)
+    try:
+        netns.create(netns_name(spec.name))
+        with NetNS(netns_name(spec.name)) as ns:
+            ns.link("set", index=ns.link_lookup(ifname="lo")[0], state="up")
+        if spec.network:
+            _build_veth(spec.name, spec.network)
+    except (NetlinkError, OSError) as exc:
+        release_identity(spec.name)
+        raise AutopodError("could not build the network of pod %s: %s" % (spec.name, exc))
+
+
+def _build_veth(pod: str, net: NetworkSpec) -> None:
+    host_if = host_veth_name(pod)
+    with IPRoute() as ipr:
+        bridge = ipr.link_lookup(ifname=net.bridge)
+        if not bridge:
+            raise AutopodError("bridge %s does not exist on this host" % net.bridge)
+        ipr.link("add", ifname=host_if, kind="veth",
+                 peer={"ifname": POD_IFNAME, "net_ns_fd": netns_name(pod)})
+        index = ipr.link_lookup(ifname=host_if)[0]
+        if net.mtu:
+            ipr.link("set", index=index, mtu=net.mtu)
+        ipr.link("set", index=index, master=bridge[0], state="up")
+    with NetNS(netns_name(pod)) as ns:
+        index = ns.link_lookup(ifname=POD_IFNAME)[0]
+        settings = {"address": net.mac}
+        if net.mtu:
+            settings["mtu"] = net.mtu
+        ns.link("set", index=index, **settings)
+        ns.addr("add", index=index, address=net.ip, prefixlen=net.prefixlen)
+        ns.link("set", index=index, state="up")
+        if net.gateway:
+            ns.route("add", dst="default", gateway=net.gateway)
+
+
+def release_identity(pod: str) -> bool:
+    """Delete the pod's veth and namespace. True if there was anything to delete."""
+    require_pyroute2()
+    removed = False
+    with IPRoute() as ipr:
+        for index in ipr.link_lookup(ifname=host_veth_name(pod)):
+            ipr.link("del", index=index)
+            removed = True
+    if identity_exists(pod):
+        netns.remove(netns_name(pod))
+        removed = True
+    return removed
+
+
+def open_netns(pod: str) -> int:
+    """An open descriptor of the pod's namespace, inheritable so CRIU can be given it."""
+    fd = os.open(netns_path(pod), os.O_RDONLY)
+    os.set_inheritable(fd, True)
+    return fd
+
+
+@contextlib.contextmanager
+def _inside_netns(pod: str) -> Iterator[None]:
+    """Run the body with this thread in the pod's network namespace, then come back."""
+    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    target = os.open(netns_path(pod), os.O_RDONLY)
+    try:
+        linux.setns(target, linux.CLONE_NEWNET)
+        yield
+    finally:
+        linux.setns(home, linux.CLONE_NEWNET)
+        os.close(target)
+        os.close(home)
+
+
+def _arp_frame(mac: str, ip: str, operation: int) -> bytes:
+    hw = bytes(int(part, 16) for part in mac.split(":"))
+    proto = socket.inet_aton(ip)
+    broadcast = b"\xff" * 6
+    ethernet = broadcast + hw + struct.pack("!H", 0x0806)
+    target_hw = broadcast if operation == 2 else b"\x00" * 6
+    arp = struct.pack("!HHBBH", 1, 0x0800, 6, 4, operation) + hw + proto + target_hw + proto
+    return ethernet + arp
+
+
+def announce(spec: PodSpec) -> int:
+    """Send gratuitous ARP (a request and a reply) so switches and peers learn where the pod is now."""
+    if not spec.network:
+        return 0
+    with _inside_netns(spec.name):
+        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+    with sock:
+        sock.bind((POD_IFNAME, 0))
+        for operation in (1, 2):
+            sock.send(_arp_frame(spec.network.mac, spec.network.ip, operation))
+    return 2

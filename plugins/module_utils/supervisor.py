@@ -1,0 +1,98 @@
+# -*- coding: utf-8 -*-
+# Copyright: AutoPod contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The per-pod supervisor: the parent that waits for a pod and records how it ended.
+
+A module exits as soon as it has started a pod, so somebody else must reap the
+pod's first process (Podman's conmon plays this part). The supervisor is a
+daemon forked from the module: it becomes a child subreaper, starts the pod
+(directly, or by running `criu restore --restore-detached`, whose restored tree
+is reparented to it), reports the pod's PID back to the module over a pipe,
+then waits and writes the exit status to the pod's exit.json.
+
+It is forked, not exec'd: the module's code is already in memory, and the module's
+temporary files may be deleted as soon as the module returns.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any, Callable, Dict
+
+from ansible_collections.autopod.autopod.plugins.module_utils import linux
+from ansible_collections.autopod.autopod.plugins.module_utils.errors import AutopodError
+from ansible_collections.autopod.autopod.plugins.module_utils.store import write_private_json
+
+
+def _daemonize_stdio(log_path: str, keep_fd: int) -> None:
+    os.chdir("/")
+    devnull = os.open("/dev/null", os.O_RDWR)
+    log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.dup2(devnull, 0)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    # Ansible waits for the module's output pipes to close; nothing of the module may stay open here.
+    os.closerange(3, keep_fd)
+    os.closerange(keep_fd + 1, 65536)
+
+
+def _exit_record(pid: int, start_time: int, status: int) -> Dict[str, Any]:
+    record: Dict[str, Any] = {"init_pid": pid, "init_start_time": start_time, "ended_at": time.time(),
+                              "boot_id": linux.boot_id()}
+    if os.WIFSIGNALED(status):
+        record["signal"] = os.WTERMSIG(status)
+    else:
+        record["exit_code"] = os.WEXITSTATUS(status)
+    return record
+
+
+def _supervise(report_fd: int, start: Callable[[], int], log_path: str, exit_path: str) -> None:
+    _daemonize_stdio(log_path, report_fd)
+    linux.prctl(linux.PR_SET_CHILD_SUBREAPER, 1)
+    try:
+        init_pid = start()
+        start_time = linux.process_start_time(init_pid)
+        if start_time is None:
+            raise AutopodError("the pod's first process (PID %d) exited right after it started" % init_pid)
+    except Exception as exc:  # every failure goes back to the module, which reports it
+        os.write(report_fd, json.dumps({"error": str(exc)}).encode())
+        os._exit(1)
+    os.write(report_fd, json.dumps({"supervisor_pid": os.getpid(), "init_pid": init_pid,
+                                    "init_start_time": start_time}).encode())
+    os.close(report_fd)
+    print("supervising PID %d" % init_pid, flush=True)
+    while True:
+        pid, status = os.waitpid(-1, 0)  # also reaps anything else reparented to us
+        if pid == init_pid:
+            record = _exit_record(init_pid, start_time, status)
+            write_private_json(exit_path, record)
+            print("PID %d ended: %s" % (init_pid, record), flush=True)
+            os._exit(0)
+
+
+def spawn(start: Callable[[], int], log_path: str, exit_path: str) -> Dict[str, int]:
+    """Fork a supervisor that runs `start()` and supervises the PID it returns.
+
+    Returns {"supervisor_pid", "init_pid", "init_start_time"} or raises AutopodError
+    with the message the supervisor reported.
+    """
+    read_fd, write_fd = os.pipe()
+    child = os.fork()
+    if child == 0:
+        try:
+            os.close(read_fd)
+            os.setsid()
+            if os.fork() == 0:
+                _supervise(write_fd, start, log_path, exit_path)
+        finally:
+            os._exit(0)
+    os.close(write_fd)
+    os.waitpid(child, 0)
+    with os.fdopen(read_fd, "rb") as reader:
+        data = reader.read()
+    report = json.loads(data) if data else {"error": "the supervisor died before it reported (see %s)" % log_path}
+    if "error" in report:
+        raise AutopodError(report["error"])
+    return report

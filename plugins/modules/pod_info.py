@@ -1,0 +1,85 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: AutoPod contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: pod_info
+short_description: Report the pods on a host
+version_added: 0.1.0
+description:
+  - Lists all pods on the managed host, or one of them, with their state as the host is now
+    (a pod whose process has ended, or whose host rebooted, is reported V(stopped)).
+  - Read-only.
+extends_documentation_fragment:
+  - autopod.autopod.common
+  - autopod.autopod.common.ATTRIBUTES
+attributes:
+  check_mode:
+    support: full
+options:
+  name:
+    description: Report only this pod. An unknown name gives an empty list.
+    type: str
+seealso:
+  - module: autopod.autopod.pod_create
+author:
+  - AutoPod contributors
+"""
+
+EXAMPLES = r"""
+- name: All pods on the host
+  autopod.autopod.pod_info:
+  register: pods
+
+- name: One pod
+  autopod.autopod.pod_info:
+    name: web
+  register: web
+"""
+
+RETURN = r"""
+pods:
+  description: The pods, sorted by name.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name: {description: Pod name., type: str, returned: always, sample: web}
+    state: {description: V(running), V(stopped) or V(checkpointed)., type: str, returned: always, sample: running}
+    init_pid: {description: Host PID of the pod's first process, when running., type: int, returned: always, sample: 4242}
+    address: {description: Address in CIDR form, or null without network., type: str, returned: always, sample: 10.20.0.10/24}
+    mac: {description: MAC address., type: str, returned: always, sample: "02:9f:86:d0:81:88"}
+    resident_memory: {description: Resident memory of the pod's processes in bytes, when running., type: int,
+                      returned: always, sample: 16842752}
+    uptime: {description: Seconds since the pod was started or restored, when running., type: float, returned: always,
+             sample: 12.5}
+    image_dir: {description: Where its checkpoint image is, when checkpointed., type: str, returned: always,
+                sample: /var/lib/autopod/images/web}
+    last_exit: {description: How the current incarnation's first process ended, if it has., type: dict,
+                returned: always, sample: {exit_code: 0, ended_at: 1764100000.0}}
+    last_checkpoint: {description: The last checkpoint taken (image directory, time, size)., type: dict,
+                      returned: always, sample: {image_dir: /var/lib/autopod/images/web, image_size: 16998400}}
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.autopod.autopod.plugins.module_utils.module_runner import run_module
+from ansible_collections.autopod.autopod.plugins.module_utils.pods import Pods
+
+ARGUMENT_SPEC = dict(
+    name=dict(type="str"),
+    state_dir=dict(type="path", default="/var/lib/autopod"),
+)
+
+
+def main() -> None:
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    pods = Pods(module.params["state_dir"], module.check_mode)
+    run_module(module, lambda: {"changed": False, "pods": pods.info(module.params["name"])})
+
+
+if __name__ == "__main__":
+    main()
