@@ -1,0 +1,115 @@
+"""The CRIU driver's pure parts: versions, kernel rules, command lines, statistics images."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from ansible_collections.autopod.autopod.plugins.module_utils import criu, criu_images
+from ansible_collections.autopod.autopod.plugins.module_utils.criu_images import ImageFormatError, parse_stats
+from ansible_collections.autopod.autopod.plugins.module_utils.errors import AutopodError
+from ansible_collections.autopod.autopod.plugins.module_utils.pod import MountSpec
+
+FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "criu")
+
+
+def fixture(name: str, mode: str = "r"):
+    with open(os.path.join(FIXTURES, name), mode) as handle:
+        return handle.read()
+
+
+def test_versions_from_real_output():
+    assert criu.parse_version(fixture("version-4.2.1.txt")) == (4, 2, 1)
+    assert criu.parse_version(fixture("version-3.17.1.txt")) == (3, 17, 1)
+
+
+def test_unreadable_version_is_an_error():
+    with pytest.raises(AutopodError):
+        criu.parse_version("criu: error while loading shared libraries")
+
+
+@pytest.mark.parametrize("version, kernel, tcp, problems", [
+    ((3, 17, 1), "6.1.0-28-amd64", True, 0),
+    ((3, 17, 1), "6.18.44-fc-v669", False, 1),
+    ((3, 17, 1), "6.18.44-fc-v669", True, 2),
+    ((4, 1, 1), "6.18.44", False, 0),
+    ((4, 1, 1), "6.18.44", True, 1),
+    ((4, 1, 1), "6.15.2", True, 0),
+    ((4, 2, 1), "6.18.44", True, 0),
+    ((4, 0), "6.13.0", False, 1),
+])
+def test_kernel_rules(version, kernel, tcp, problems):
+    found = criu.compatibility_problems(version, kernel, tcp)
+    assert len(found) == problems
+    for message in found:
+        assert kernel in message and "or newer is needed" in message
+
+
+def test_dump_argv_names_externals_and_never_uses_a_shell():
+    mounts = [MountSpec("/srv/data", "/data"), MountSpec("/srv/logs", "/var/log", True)]
+    argv = criu.dump_argv("/usr/sbin/criu", 42, "/img", "/work", 4026532000, mounts, tcp=True, leave_running=False)
+    assert argv[:4] == ["/usr/sbin/criu", "dump", "--tree", "42"]
+    assert "net[4026532000]:autopod-net" in argv
+    assert "mnt[/data]:autopod-mnt-0" in argv and "mnt[/var/log]:autopod-mnt-1" in argv
+    assert argv[argv.index("--network-lock") + 1] == "nftables"
+    assert "--tcp-established" in argv and "--leave-running" not in argv
+    assert not any(arg in ("sh", "-c", "/bin/sh") for arg in argv)
+
+
+def test_dump_argv_without_tcp_and_leaving_running():
+    argv = criu.dump_argv("criu", 42, "/img", "/work", 1, [], tcp=False, leave_running=True)
+    assert "--tcp-established" not in argv and "--network-lock" not in argv
+    assert argv[-1] == "--leave-running"
+
+
+def test_restore_argv_maps_externals_to_this_host():
+    mounts = [MountSpec("/srv/data", "/data")]
+    argv = criu.restore_argv("criu", "/img", "/work", "/pods/web", 7, mounts, tcp=True, pidfile="restore.pid")
+    assert "fd[7]:autopod-net" in argv
+    assert "mnt[autopod-mnt-0]:/srv/data" in argv
+    assert argv[argv.index("--root") + 1] == "/pods/web"
+    assert "--restore-detached" in argv and "--tcp-established" in argv
+
+
+def test_stats_dump_from_real_image():
+    stats = parse_stats(fixture("stats-dump-4.2.1", "rb"))
+    assert stats["kind"] == "dump"
+    assert stats["frozen_time_us"] == 64251
+    assert 0 < stats["freezing_time_us"] < stats["frozen_time_us"]
+    assert stats["pages_written"] <= stats["pages_scanned"]
+
+
+def test_stats_restore_from_real_image():
+    stats = parse_stats(fixture("stats-restore-4.2.1", "rb"))
+    assert stats["kind"] == "restore"
+    assert stats["restore_time_us"] == 39612
+    assert stats["forking_time_us"] == 292
+
+
+@pytest.mark.parametrize("cut", [0, 6, 10, 20])
+def test_truncated_stats_are_an_error(cut):
+    with pytest.raises(ImageFormatError):
+        parse_stats(fixture("stats-dump-4.2.1", "rb")[:cut])
+
+
+def test_pagemap_from_real_image_counts_the_pages_file():
+    pages_id, pages = criu_images.pagemap_pages(fixture("pagemap-4.2.1.img", "rb"))
+    assert (pages_id, pages * criu_images.PAGE_SIZE) == (1, 3485696)
+
+
+def test_lazy_pagemaps_leave_lazy_ranges_out():
+    _, lazy = criu_images.pagemap_pages(fixture("pagemap-4.2.1.img", "rb"), lazy=True)
+    _, full = criu_images.pagemap_pages(fixture("pagemap-4.2.1.img", "rb"))
+    assert 0 < lazy < full
+
+
+def test_damaged_pages_are_found(tmp_path):
+    (tmp_path / "pagemap-7.img").write_bytes(fixture("pagemap-4.2.1.img", "rb"))
+    (tmp_path / "pages-1.img").write_bytes(b"\0" * 3485696)
+    assert criu_images.damaged_pages(str(tmp_path)) == []
+    os.truncate(tmp_path / "pages-1.img", 4096)
+    assert criu_images.damaged_pages(str(tmp_path)) == [
+        "pages-1.img has 4096 bytes where pagemap-7.img expects 3485696"]
+    (tmp_path / "pagemap-7.img").write_bytes(fixture("pagemap-4.2.1.img", "rb")[:30])
+    assert "unreadable" in criu_images.damaged_pages(str(tmp_path))[0]

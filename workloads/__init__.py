@@ -1,0 +1,1 @@
+"""Programs AutoPod's tests, benchmarks and demo run in pods, and the clients that watch them."""
