@@ -41,7 +41,7 @@ ln -sfn ../../.. "$ROOT/.collections/ansible_collections/autopod/autopod"
 if ! /usr/local/sbin/criu check >/dev/null 2>&1; then
   say "installing CRIU into a private root with the autopod.autopod.criu role"
   (cd "$ROOT" && "$VENV/bin/ansible-playbook" -i localhost, -c local \
-     -e ansible_python_interpreter="$VENV/bin/python" -e autopod_criu_install=private_root \
+     -e ansible_python_interpreter="$VENV/bin/python" -e criu_install=private_root \
      playbooks/install_criu.yml)
 fi
 say "ready: $("$VENV/bin/ansible" --version | head -1), CRIU $(/usr/local/sbin/criu --version | sed -n 's/Version: //p')"

@@ -1,18 +1,18 @@
 """Shared test setup: the collection importable as ansible_collections.autopod.autopod.
 
-scripts/setup.sh links this checkout at .collections/ansible_collections/autopod/autopod. pytest-ansible
-would otherwise build its own tree of symlinks in the checkout; pytest.ini tells it to use this one
-(`--ansible-unit-inject-only`), and it is put on sys.path here because conftest files are imported
-before pytest-ansible injects anything.
+scripts/setup.sh links this checkout at .collections/ansible_collections/autopod/autopod. Ansible's
+collection finder is installed here with that path, as ansible-test does for unit tests, because
+conftest files are imported before pytest-ansible would inject it; pytest.ini tells pytest-ansible
+to use this path (`--ansible-unit-inject-only`) instead of building a tree of symlinks in the checkout.
 """
 
 from __future__ import annotations
 
 import os
-import sys
+
+from ansible.utils.collection_loader._collection_finder import _AnsibleCollectionFinder
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COLLECTIONS = os.path.join(ROOT, ".collections")
 os.environ.setdefault("ANSIBLE_COLLECTIONS_PATH", COLLECTIONS)
-if COLLECTIONS not in sys.path:
-    sys.path.insert(0, COLLECTIONS)
+_AnsibleCollectionFinder(paths=[COLLECTIONS])._install()

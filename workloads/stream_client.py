@@ -7,30 +7,17 @@ is done on a condition variable (the next line), never with sleeps.
 from __future__ import annotations
 
 import contextlib
-import os
 import socket
 import threading
 import time
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from ansible_collections.autopod.autopod.plugins.module_utils import linux
 
 
-@contextlib.contextmanager
-def _in_netns(path: Optional[str]) -> Iterator[None]:
-    """Create sockets in another network namespace (a client host on the lab bridge)."""
-    if not path:
-        yield
-        return
-    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-    target = os.open(path, os.O_RDONLY)
-    try:
-        linux.setns(target, linux.CLONE_NEWNET)
-        yield
-    finally:
-        linux.setns(home, linux.CLONE_NEWNET)
-        os.close(target)
-        os.close(home)
+def _namespace(path: Optional[str]):
+    """Sockets for a client host on the lab bridge are made in its network namespace."""
+    return linux.inside_netns(path) if path else contextlib.nullcontext()
 
 
 def connect(address: str, port: int, netns_path: Optional[str], timeout: float) -> socket.socket:
@@ -38,7 +25,7 @@ def connect(address: str, port: int, netns_path: Optional[str], timeout: float) 
     deadline = time.monotonic() + timeout
     retry = threading.Event()
     while True:
-        with _in_netns(netns_path):
+        with _namespace(netns_path):
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.settimeout(max(deadline - time.monotonic(), 0.1))
         try:

@@ -30,13 +30,3 @@ options:
     type: path
     default: criu
 """
-
-    ATTRIBUTES = r"""
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
-  platform:
-    platforms: linux
-"""

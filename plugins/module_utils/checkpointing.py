@@ -22,7 +22,7 @@ import time
 from typing import Any, Dict, Optional
 
 from ansible_collections.autopod.autopod.plugins.module_utils import criu as criu_driver
-from ansible_collections.autopod.autopod.plugins.module_utils import linux, network
+from ansible_collections.autopod.autopod.plugins.module_utils import network
 from ansible_collections.autopod.autopod.plugins.module_utils.criu_images import damaged_pages
 from ansible_collections.autopod.autopod.plugins.module_utils.errors import AutopodError
 from ansible_collections.autopod.autopod.plugins.module_utils.pod import PodSpec, validate_name
@@ -30,6 +30,7 @@ from ansible_collections.autopod.autopod.plugins.module_utils.pods import (
     Pods, check_network_free, check_paths, release, start_supervised, wait_supervisor)
 from ansible_collections.autopod.autopod.plugins.module_utils.store import (
     CHECKPOINTED, RUNNING, Manifest, make_private_dir, write_private_json)
+from ansible_collections.autopod.autopod.plugins.module_utils.timing import Stopwatch
 
 POD_META = "autopod-pod.json"
 # Images CRIU always writes for a process tree; without them an image is not worth trying.
@@ -37,11 +38,11 @@ REQUIRED_IMAGES = ("inventory.img", "pstree.img")
 
 
 def image_size(path: str) -> int:
-    return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files)
+    return sum(os.path.getsize(os.path.join(d, f)) for d, _dirs, files in os.walk(path) for f in files)
 
 
 def _make_private(path: str) -> None:
-    for directory, _, files in os.walk(path):
+    for directory, _dirs, files in os.walk(path):
         os.chmod(directory, 0o700)
         for name in files:
             os.chmod(os.path.join(directory, name), 0o600)
@@ -99,7 +100,7 @@ class Checkpointer:
     # ---- checkpoint ----
 
     def checkpoint(self, name: str, image_dir: Optional[str], leave_running: bool, tcp: bool) -> Dict[str, Any]:
-        started = time.monotonic()
+        watch = Stopwatch()
         name = validate_name(name)
         criu = criu_driver.Criu(self.criu_path)
         with self.store.lock():
@@ -119,17 +120,20 @@ class Checkpointer:
             criu.ensure_compatible(tcp)
             if self.check_mode:
                 return self._result(True, manifest, target, "checkpoint pod %s into %s" % (name, target), criu)
+            watch.lap("prepare")
             stats = self._dump(criu, manifest, target, leave_running, tcp)
+            watch.lap("criu_dump")
             if not leave_running:
                 wait_supervisor(manifest)
                 release(spec)
                 manifest.mark_stopped(CHECKPOINTED)
+                watch.lap("release")
             manifest.image_dir = target
             manifest.checkpoint = {"image_dir": target, "at": time.time(), "image_size": image_size(target),
                                    "leave_running": leave_running, "tcp_established": tcp}
             self.store.save(manifest)
             result = self._result(True, manifest, target, "checkpointed pod %s into %s" % (name, target), criu)
-            result.update(stats=stats, timings={"total_ms": linux.monotonic_ms(started)})
+            result.update(stats=stats, timings=watch.result())
             return result
 
     def _dump(self, criu: criu_driver.Criu, manifest: Manifest, target: str, leave_running: bool,
@@ -158,7 +162,7 @@ class Checkpointer:
     # ---- restore ----
 
     def restore(self, name: str, image_dir: Optional[str], keep_image: bool) -> Dict[str, Any]:
-        started = time.monotonic()
+        watch = Stopwatch()
         name = validate_name(name)
         with self.store.lock():
             manifest = self.store.load(name)
@@ -183,18 +187,17 @@ class Checkpointer:
                 manifest = Manifest(spec=spec, generation=int(meta.get("generation", 0)))
             manifest.spec = spec
             work = self.store.work_dir(name)
-            identity_start = time.monotonic()
+            watch.lap("prepare")
 
             def run_restore(netns_path: str, _procs: str) -> int:
                 return _criu_restore(criu, spec, target, work, netns_path, tcp)
 
             try:
-                start_supervised(self.store, manifest, run_restore)
+                start_supervised(self.store, manifest, run_restore, watch,
+                                 after_report=lambda: network.announce(spec))
             except AutopodError as exc:
                 raise AutopodError("restore of pod %s failed; the image at %s is kept for a retry: %s"
                                    % (name, target, exc.msg), image_dir=target, **exc.details)
-            restored_ms = linux.monotonic_ms(identity_start)
-            network.announce(spec)
             stats = criu_driver.read_stats(work, "restore")
             manifest.image_dir = target if keep_image else None
             if not keep_image:
@@ -202,7 +205,7 @@ class Checkpointer:
             self.store.save(manifest)
             return {"changed": True, "actions": [action], "image_dir": target, "image_removed": not keep_image,
                     "pod": self.pods.describe(manifest), "stats": stats, "criu": criu.facts(),
-                    "timings": {"restore_ms": restored_ms, "total_ms": linux.monotonic_ms(started)}}
+                    "timings": watch.result()}
 
     def _result(self, changed: bool, manifest: Manifest, target: str, action: str,
                 criu: criu_driver.Criu) -> Dict[str, Any]:

@@ -32,7 +32,7 @@ KERNEL_RULES = (
      "('sockets: Can't get 1:16 opt: Operation not supported')"),
 )
 INSTALL_HINT = ("install a newer CRIU (Debian 13 has 4.1, Debian unstable 4.2; the autopod.autopod.criu role "
-                "with autopod_criu_install=private_root installs 4.2 beside an older distribution) "
+                "with criu_install=private_root installs 4.2 beside an older distribution) "
                 "and point criu_path at it")
 
 

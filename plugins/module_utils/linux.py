@@ -10,6 +10,7 @@ with the kernel's errno, like the os module does.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import os
@@ -17,7 +18,7 @@ import platform
 import select
 import signal
 import time
-from typing import List, Optional
+from typing import Iterator, List, Optional
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUTS = 0x04000000
@@ -93,6 +94,24 @@ def prctl(option: int, value: int) -> None:
                         ctypes.c_ulong(0), ctypes.c_ulong(0)), "prctl")
 
 
+@contextlib.contextmanager
+def inside_netns(path: str) -> Iterator[None]:
+    """Run the body with this thread in the network namespace at `path`, then come back.
+
+    Sockets keep the namespace they were created in, so a socket made in the body
+    works in that namespace afterwards.
+    """
+    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    target = os.open(path, os.O_RDONLY)
+    try:
+        setns(target, CLONE_NEWNET)
+        yield
+    finally:
+        setns(home, CLONE_NEWNET)
+        os.close(target)
+        os.close(home)
+
+
 def process_start_time(pid: int) -> Optional[int]:
     """Start time of a process in clock ticks since boot, or None if it does not exist.
 
@@ -121,7 +140,7 @@ def wait_for_exit(pid: int, timeout: float) -> bool:
     except ProcessLookupError:
         return True
     try:
-        ready, _, _ = select.select([fd], [], [], max(timeout, 0))
+        ready = select.select([fd], [], [], max(timeout, 0))[0]
         return bool(ready)
     finally:
         os.close(fd)

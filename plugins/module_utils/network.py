@@ -11,12 +11,14 @@ before the pod's processes are restored into it.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import socket
 import struct
+import threading
 import traceback
-from typing import Iterator, Optional
+from typing import Iterator, List, Optional
 
 from ansible.module_utils.basic import missing_required_lib
 
@@ -25,7 +27,7 @@ from ansible_collections.autopod.autopod.plugins.module_utils.errors import Auto
 from ansible_collections.autopod.autopod.plugins.module_utils.pod import NetworkSpec, PodSpec
 
 try:
-    from pyroute2 import IPRoute, NetNS, netns
+    from pyroute2 import IPRoute
     from pyroute2.netlink.exceptions import NetlinkError
     PYROUTE2_IMPORT_ERROR = None
 except ImportError:
@@ -86,18 +88,46 @@ def build_identity(spec: PodSpec) -> None:
     """
     require_pyroute2()
     release_identity(spec.name)
+    _delete_host_veth(spec.name)
     try:
-        netns.create(netns_name(spec.name))
-        with NetNS(netns_name(spec.name)) as ns:
-            ns.link("set", index=ns.link_lookup(ifname="lo")[0], state="up")
-        if spec.network:
-            _build_veth(spec.name, spec.network)
+        _create_netns(netns_path(spec.name))
+        with _netlink_inside(spec.name) as pod_ipr:
+            pod_ipr.link("set", index=pod_ipr.link_lookup(ifname="lo")[0], state="up")
+            if spec.network:
+                _build_veth(spec.name, spec.network, pod_ipr)
     except (NetlinkError, OSError) as exc:
         release_identity(spec.name)
+        _delete_host_veth(spec.name)
         raise AutopodError("could not build the network of pod %s: %s" % (spec.name, exc))
 
 
-def _build_veth(pod: str, net: NetworkSpec) -> None:
+def _create_netns(path: str) -> None:
+    """A named network namespace, as `ip netns add` makes one: a new netns bind-mounted at `path`.
+
+    unshare(CLONE_NEWNET) changes only the calling thread's namespace, so a short-lived
+    thread does it and this thread stays where it is.
+    """
+    os.makedirs(NETNS_DIR, exist_ok=True)
+    with open(path, "x"):
+        pass
+    failure: List[BaseException] = []
+
+    def _enter_and_pin() -> None:
+        try:
+            linux.unshare(linux.CLONE_NEWNET)
+            linux.mount("/proc/thread-self/ns/net", path, None, linux.MS_BIND)
+        except OSError as exc:
+            failure.append(exc)
+
+    worker = threading.Thread(target=_enter_and_pin)
+    worker.start()
+    worker.join()
+    if failure:
+        os.unlink(path)
+        raise failure[0]
+
+
+def _build_veth(pod: str, net: NetworkSpec, pod_ipr: "IPRoute") -> None:
     host_if = host_veth_name(pod)
     with IPRoute() as ipr:
         bridge = ipr.link_lookup(ifname=net.bridge)
@@ -109,51 +139,53 @@ def _build_veth(pod: str, net: NetworkSpec) -> None:
         if net.mtu:
             ipr.link("set", index=index, mtu=net.mtu)
         ipr.link("set", index=index, master=bridge[0], state="up")
-    with NetNS(netns_name(pod)) as ns:
-        index = ns.link_lookup(ifname=POD_IFNAME)[0]
-        settings = {"address": net.mac}
-        if net.mtu:
-            settings["mtu"] = net.mtu
-        ns.link("set", index=index, **settings)
-        ns.addr("add", index=index, address=net.ip, prefixlen=net.prefixlen)
-        ns.link("set", index=index, state="up")
-        if net.gateway:
-            ns.route("add", dst="default", gateway=net.gateway)
+    index = pod_ipr.link_lookup(ifname=POD_IFNAME)[0]
+    settings = {"address": net.mac}
+    if net.mtu:
+        settings["mtu"] = net.mtu
+    pod_ipr.link("set", index=index, **settings)
+    pod_ipr.addr("add", index=index, address=net.ip, prefixlen=net.prefixlen)
+    pod_ipr.link("set", index=index, state="up")
+    if net.gateway:
+        pod_ipr.route("add", dst="default", gateway=net.gateway)
+
+
+def _delete_host_veth(pod: str) -> None:
+    with IPRoute() as ipr:
+        for index in ipr.link_lookup(ifname=host_veth_name(pod)):
+            try:
+                ipr.link("del", index=index)
+            except NetlinkError as exc:
+                if exc.code != errno.ENODEV:  # the kernel's own cleanup got there first
+                    raise
 
 
 def release_identity(pod: str) -> bool:
-    """Delete the pod's veth and namespace. True if there was anything to delete."""
-    require_pyroute2()
-    removed = False
-    with IPRoute() as ipr:
-        for index in ipr.link_lookup(ifname=host_veth_name(pod)):
-            ipr.link("del", index=index)
-            removed = True
-    if identity_exists(pod):
-        netns.remove(netns_name(pod))
-        removed = True
-    return removed
+    """Remove the pod's network namespace. True if there was one.
 
-
-def open_netns(pod: str) -> int:
-    """An open descriptor of the pod's namespace, inheritable so CRIU can be given it."""
-    fd = os.open(netns_path(pod), os.O_RDONLY)
-    os.set_inheritable(fd, True)
-    return fd
+    The kernel then destroys the namespace, and with it both ends of the pod's veth,
+    in the background; deleting the veth synchronously would cost a network-wide RCU
+    wait (10-20 ms here) on the path of every checkpoint. A lingering host end is
+    removed by the next build_identity of the same pod.
+    """
+    path = netns_path(pod)
+    if not os.path.exists(path):
+        return False
+    with contextlib.suppress(OSError):
+        linux.umount2(path, linux.MNT_DETACH)
+    os.unlink(path)
+    return True
 
 
 @contextlib.contextmanager
-def _inside_netns(pod: str) -> Iterator[None]:
-    """Run the body with this thread in the pod's network namespace, then come back."""
-    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-    target = os.open(netns_path(pod), os.O_RDONLY)
+def _netlink_inside(pod: str) -> Iterator["IPRoute"]:
+    """A pyroute2 IPRoute bound to the pod's namespace (cheaper than pyroute2's NetNS helper)."""
+    with linux.inside_netns(netns_path(pod)):
+        ipr = IPRoute()
     try:
-        linux.setns(target, linux.CLONE_NEWNET)
-        yield
+        yield ipr
     finally:
-        linux.setns(home, linux.CLONE_NEWNET)
-        os.close(target)
-        os.close(home)
+        ipr.close()
 
 
 def _arp_frame(mac: str, ip: str, operation: int) -> bytes:
@@ -167,10 +199,14 @@ def _arp_frame(mac: str, ip: str, operation: int) -> bytes:
 
 
 def announce(spec: PodSpec) -> int:
-    """Send gratuitous ARP (a request and a reply) so switches and peers learn where the pod is now."""
+    """Send gratuitous ARP (a request and a reply) so switches and peers learn where the pod is now.
+
+    Closing a packet socket waits for an RCU grace period (10-20 ms here), so the pod's
+    supervisor does this after it has reported the restored pod to the module.
+    """
     if not spec.network:
         return 0
-    with _inside_netns(spec.name):
+    with linux.inside_netns(netns_path(spec.name)):
         sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
     with sock:
         sock.bind((POD_IFNAME, 0))

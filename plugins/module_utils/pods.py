@@ -19,6 +19,7 @@ from ansible_collections.autopod.autopod.plugins.module_utils.errors import Auto
 from ansible_collections.autopod.autopod.plugins.module_utils.pod import PodSpec, validate_name
 from ansible_collections.autopod.autopod.plugins.module_utils.store import (
     CHECKPOINTED, RUNNING, STOPPED, Manifest, PodStore)
+from ansible_collections.autopod.autopod.plugins.module_utils.timing import Stopwatch
 
 SUPERVISOR_EXIT_TIMEOUT = 5.0
 
@@ -59,20 +60,25 @@ def release(spec: PodSpec) -> None:
     cgroups.remove(spec.name)
 
 
-def start_supervised(store: PodStore, manifest: Manifest, start) -> Dict[str, int]:
+def start_supervised(store: PodStore, manifest: Manifest, start, watch: Optional[Stopwatch] = None,
+                     after_report=None) -> Dict[str, int]:
     """Build the pod's identity, then let a new supervisor run `start(netns_path, cgroup_procs)`.
 
     On failure, the identity is released again and the error is raised.
     """
     spec = manifest.spec
+    watch = watch or Stopwatch()
     try:
         network.build_identity(spec)
         procs = cgroups.create(spec.name, spec.memory_max)
         exit_path = store.exit_path(spec.name)
         if os.path.exists(exit_path):
             os.unlink(exit_path)
+        watch.lap("identity")
         report = supervisor.spawn(lambda: start(network.netns_path(spec.name), procs),
-                                  os.path.join(store.pod_dir(spec.name), "supervisor.log"), exit_path)
+                                  os.path.join(store.pod_dir(spec.name), "supervisor.log"), exit_path,
+                                  after_report)
+        watch.lap("start")
     except BaseException:
         release(spec)
         raise
@@ -110,7 +116,7 @@ class Pods:
 
     def _remove(self, manifest: Manifest, timeout: float) -> None:
         self._stop(manifest, timeout)
-        for image_dir in {manifest.image_dir, self.store.default_image_dir(manifest.name)}:
+        for image_dir in sorted({manifest.image_dir or "", self.store.default_image_dir(manifest.name)}):
             if image_dir:
                 shutil.rmtree(image_dir, ignore_errors=True)
         self.store.remove(manifest.name)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from typing import Any, Callable, Dict
+from typing import Any, Callable, Dict, Optional
 
 from ansible_collections.autopod.autopod.plugins.module_utils import linux
 from ansible_collections.autopod.autopod.plugins.module_utils.errors import AutopodError
@@ -48,7 +48,12 @@ def _exit_record(pid: int, start_time: int, status: int) -> Dict[str, Any]:
     return record
 
 
-def _supervise(report_fd: int, start: Callable[[], int], log_path: str, exit_path: str) -> None:
+def _log(message: str) -> None:
+    os.write(1, (time.strftime("%Y-%m-%d %H:%M:%S ") + message + "\n").encode())
+
+
+def _supervise(report_fd: int, start: Callable[[], int], log_path: str, exit_path: str,
+               after_report: Optional[Callable[[], object]]) -> None:
     _daemonize_stdio(log_path, report_fd)
     linux.prctl(linux.PR_SET_CHILD_SUBREAPER, 1)
     try:
@@ -62,18 +67,27 @@ def _supervise(report_fd: int, start: Callable[[], int], log_path: str, exit_pat
     os.write(report_fd, json.dumps({"supervisor_pid": os.getpid(), "init_pid": init_pid,
                                     "init_start_time": start_time}).encode())
     os.close(report_fd)
-    print("supervising PID %d" % init_pid, flush=True)
+    _log("supervising PID %d" % init_pid)
+    if after_report:
+        try:
+            after_report()
+        except Exception as exc:  # the pod runs; a failed follow-up is logged, not fatal
+            _log("after start: %s" % exc)
     while True:
         pid, status = os.waitpid(-1, 0)  # also reaps anything else reparented to us
         if pid == init_pid:
             record = _exit_record(init_pid, start_time, status)
             write_private_json(exit_path, record)
-            print("PID %d ended: %s" % (init_pid, record), flush=True)
+            _log("PID %d ended: %s" % (init_pid, record))
             os._exit(0)
 
 
-def spawn(start: Callable[[], int], log_path: str, exit_path: str) -> Dict[str, int]:
+def spawn(start: Callable[[], int], log_path: str, exit_path: str,
+          after_report: Optional[Callable[[], object]] = None) -> Dict[str, int]:
     """Fork a supervisor that runs `start()` and supervises the PID it returns.
+
+    `after_report` runs in the supervisor once the module has its answer: work the
+    pod needs soon but the module need not wait for.
 
     Returns {"supervisor_pid", "init_pid", "init_start_time"} or raises AutopodError
     with the message the supervisor reported.
@@ -85,7 +99,7 @@ def spawn(start: Callable[[], int], log_path: str, exit_path: str) -> Dict[str, 
             os.close(read_fd)
             os.setsid()
             if os.fork() == 0:
-                _supervise(write_fd, start, log_path, exit_path)
+                _supervise(write_fd, start, log_path, exit_path, after_report)
         finally:
             os._exit(0)
     os.close(write_fd)

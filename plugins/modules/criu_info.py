@@ -15,10 +15,20 @@ description:
   - Read-only. With O(fail_on_problem=true) the task fails with the reason and what to install instead.
 extends_documentation_fragment:
   - autopod.autopod.common.CRIU
-  - autopod.autopod.common.ATTRIBUTES
 attributes:
   check_mode:
+    description: Can run in check mode and predict what would change, without changing anything.
     support: full
+  diff_mode:
+    description: Returns the state before and after in diff mode.
+    support: none
+  idempotent:
+    description: A second identical run reports no change.
+    support: full
+  platform:
+    description: Target operating systems.
+    support: full
+    platforms: linux
 options:
   tcp_established:
     description: Judge the version for pods with established TCP connections.
@@ -29,7 +39,7 @@ options:
     type: bool
     default: false
 author:
-  - AutoPod contributors
+  - AutoPod team (@autopod)
 """
 
 EXAMPLES = r"""

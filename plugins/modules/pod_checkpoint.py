@@ -21,11 +21,21 @@ description:
 extends_documentation_fragment:
   - autopod.autopod.common
   - autopod.autopod.common.CRIU
-  - autopod.autopod.common.ATTRIBUTES
 attributes:
+  check_mode:
+    description: Can run in check mode and predict what would change, without changing anything.
+    support: full
+  diff_mode:
+    description: Returns the state before and after in diff mode.
+    support: none
   idempotent:
+    description: A second identical run reports no change.
     support: partial
     details: A checkpoint with O(leave_running=true) is an action, taken again on every run.
+  platform:
+    description: Target operating systems.
+    support: full
+    platforms: linux
 options:
   name:
     description: The pod to checkpoint. It must be running.
@@ -49,7 +59,7 @@ options:
 seealso:
   - module: autopod.autopod.pod_restore
 author:
-  - AutoPod contributors
+  - AutoPod team (@autopod)
 """
 
 EXAMPLES = r"""

@@ -20,12 +20,20 @@ description:
     C(/.autopod/console.log) inside the pod.
 extends_documentation_fragment:
   - autopod.autopod.common
-  - autopod.autopod.common.ATTRIBUTES
 attributes:
+  check_mode:
+    description: Can run in check mode and predict what would change, without changing anything.
+    support: full
   diff_mode:
+    description: Returns the state before and after in diff mode.
     support: full
   idempotent:
+    description: A second identical run reports no change.
     support: full
+  platform:
+    description: Target operating systems.
+    support: full
+    platforms: linux
 options:
   name:
     description:
@@ -122,7 +130,7 @@ seealso:
   - module: autopod.autopod.pod_checkpoint
   - module: autopod.autopod.pod_restore
 author:
-  - AutoPod contributors
+  - AutoPod team (@autopod)
 """
 
 EXAMPLES = r"""
@@ -158,15 +166,46 @@ pod:
   returned: always
   type: dict
   contains:
-    name: {description: Pod name., type: str, returned: always, sample: web}
-    state: {description: V(running), V(stopped), V(checkpointed) or V(absent)., type: str, returned: always, sample: running}
-    init_pid: {description: Host PID of the pod's first process when running., type: int, returned: success, sample: 4242}
-    supervisor_pid: {description: PID of the pod's supervisor when running., type: int, returned: success, sample: 4240}
-    address: {description: The pod's address in CIDR form., type: str, returned: success, sample: 10.20.0.10/24}
-    mac: {description: The pod's MAC address., type: str, returned: success, sample: "02:9f:86:d0:81:88"}
-    rootfs: {description: The pod's root filesystem., type: str, returned: success, sample: /srv/pods/web}
-    console_log: {description: Where the first process's output goes, as a host path., type: str, returned: success,
-                  sample: /srv/pods/web/.autopod/console.log}
+    name:
+      description: Pod name.
+      type: str
+      returned: always
+      sample: web
+    state:
+      description: One of V(running), V(stopped), V(checkpointed), V(absent).
+      type: str
+      returned: always
+      sample: running
+    init_pid:
+      description: Host PID of the pod's first process, when running.
+      type: int
+      returned: success
+      sample: 4242
+    supervisor_pid:
+      description: PID of the pod's supervisor, when running.
+      type: int
+      returned: success
+      sample: 4240
+    address:
+      description: The pod's address in CIDR form.
+      type: str
+      returned: success
+      sample: 10.20.0.10/24
+    mac:
+      description: The pod's MAC address.
+      type: str
+      returned: success
+      sample: "02:9f:86:d0:81:88"
+    rootfs:
+      description: The pod's root filesystem.
+      type: str
+      returned: success
+      sample: /srv/pods/web
+    console_log:
+      description: Where the first process writes its output, as a path on the host.
+      type: str
+      returned: success
+      sample: /srv/pods/web/.autopod/console.log
 actions:
   description: What was done, or would be done in check mode.
   returned: always
@@ -177,7 +216,7 @@ diff:
   description: The pod before and after.
   returned: always
   type: dict
-  sample: {before: {state: absent}, after: {state: running}}
+  sample: {"before": {"state": "absent"}, "after": {"state": "running"}}
 """
 
 from ansible.module_utils.basic import AnsibleModule

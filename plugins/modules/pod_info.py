@@ -15,10 +15,20 @@ description:
   - Read-only.
 extends_documentation_fragment:
   - autopod.autopod.common
-  - autopod.autopod.common.ATTRIBUTES
 attributes:
   check_mode:
+    description: Can run in check mode and predict what would change, without changing anything.
     support: full
+  diff_mode:
+    description: Returns the state before and after in diff mode.
+    support: none
+  idempotent:
+    description: A second identical run reports no change.
+    support: full
+  platform:
+    description: Target operating systems.
+    support: full
+    platforms: linux
 options:
   name:
     description: Report only this pod. An unknown name gives an empty list.
@@ -26,7 +36,7 @@ options:
 seealso:
   - module: autopod.autopod.pod_create
 author:
-  - AutoPod contributors
+  - AutoPod team (@autopod)
 """
 
 EXAMPLES = r"""
@@ -47,21 +57,56 @@ pods:
   type: list
   elements: dict
   contains:
-    name: {description: Pod name., type: str, returned: always, sample: web}
-    state: {description: V(running), V(stopped) or V(checkpointed)., type: str, returned: always, sample: running}
-    init_pid: {description: Host PID of the pod's first process, when running., type: int, returned: always, sample: 4242}
-    address: {description: Address in CIDR form, or null without network., type: str, returned: always, sample: 10.20.0.10/24}
-    mac: {description: MAC address., type: str, returned: always, sample: "02:9f:86:d0:81:88"}
-    resident_memory: {description: Resident memory of the pod's processes in bytes, when running., type: int,
-                      returned: always, sample: 16842752}
-    uptime: {description: Seconds since the pod was started or restored, when running., type: float, returned: always,
-             sample: 12.5}
-    image_dir: {description: Where its checkpoint image is, when checkpointed., type: str, returned: always,
-                sample: /var/lib/autopod/images/web}
-    last_exit: {description: How the current incarnation's first process ended, if it has., type: dict,
-                returned: always, sample: {exit_code: 0, ended_at: 1764100000.0}}
-    last_checkpoint: {description: The last checkpoint taken (image directory, time, size)., type: dict,
-                      returned: always, sample: {image_dir: /var/lib/autopod/images/web, image_size: 16998400}}
+    name:
+      description: Pod name.
+      type: str
+      returned: always
+      sample: web
+    state:
+      description: One of V(running), V(stopped), V(checkpointed).
+      type: str
+      returned: always
+      sample: running
+    init_pid:
+      description: Host PID of the pod's first process, when it runs; null otherwise.
+      type: int
+      returned: always
+      sample: 4242
+    address:
+      description: Address in CIDR form; null for a pod without network.
+      type: str
+      returned: always
+      sample: 10.20.0.10/24
+    mac:
+      description: MAC address.
+      type: str
+      returned: always
+      sample: "02:9f:86:d0:81:88"
+    resident_memory:
+      description: Resident memory of the pod's processes in bytes, when it runs.
+      type: int
+      returned: always
+      sample: 16842752
+    uptime:
+      description: Seconds since the pod was started or restored, when it runs.
+      type: float
+      returned: always
+      sample: 12.5
+    image_dir:
+      description: Where its checkpoint image is, when it is checkpointed.
+      type: str
+      returned: always
+      sample: /var/lib/autopod/images/web
+    last_exit:
+      description: How the current incarnation's first process ended, if it has ended.
+      type: dict
+      returned: always
+      sample: {"exit_code": 0, "ended_at": 1764100000.0}
+    last_checkpoint:
+      description: The last checkpoint taken, with its image directory, time and size.
+      type: dict
+      returned: always
+      sample: {"image_dir": "/var/lib/autopod/images/web", "image_size": 16998400}
 """
 
 from ansible.module_utils.basic import AnsibleModule

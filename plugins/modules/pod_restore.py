@@ -19,10 +19,20 @@ description:
 extends_documentation_fragment:
   - autopod.autopod.common
   - autopod.autopod.common.CRIU
-  - autopod.autopod.common.ATTRIBUTES
 attributes:
-  idempotent:
+  check_mode:
+    description: Can run in check mode and predict what would change, without changing anything.
     support: full
+  diff_mode:
+    description: Returns the state before and after in diff mode.
+    support: none
+  idempotent:
+    description: A second identical run reports no change.
+    support: full
+  platform:
+    description: Target operating systems.
+    support: full
+    platforms: linux
 options:
   name:
     description: The pod to restore; the image must hold this pod.
@@ -40,7 +50,7 @@ options:
 seealso:
   - module: autopod.autopod.pod_checkpoint
 author:
-  - AutoPod contributors
+  - AutoPod team (@autopod)
 """
 
 EXAMPLES = r"""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import sys
 
 import pytest
 
@@ -68,6 +69,28 @@ def bridge() -> str:
         ipr.link("set", index=index, state="up")
     yield BRIDGE
     _remove_bridge()
+
+
+@pytest.fixture(scope="session")
+def localhost_inventory() -> str:
+    path = os.path.join(WORK, "inventory.ini")
+    with open(path, "w") as handle:
+        handle.write("localhost ansible_connection=local ansible_python_interpreter=%s\n" % sys.executable)
+    return path
+
+
+@pytest.fixture
+def adhoc(ansible_adhoc, localhost_inventory):
+    """Run a collection module in-process through pytest-ansible's ad-hoc fixture; returns its result.
+
+    Faster than the CLI (no new controller per call); it has no check or diff mode, so tests that need
+    those use tests.support.ansible_cli.module instead.
+    """
+    host = ansible_adhoc(inventory=localhost_inventory)["localhost"]
+
+    def run(module_name: str, **args) -> dict:
+        return dict(getattr(host, "autopod.autopod." + module_name)(**args)["localhost"])
+    return run
 
 
 @pytest.fixture

@@ -32,11 +32,11 @@ BAD_NAMES = ["", "x" * 33, "../x", "two words", "Web", "web;reboot", "$(reboot)"
 
 @pytest.mark.parametrize("module_name, name", [("pod_create", n) for n in BAD_NAMES] + [
     (m, n) for m in ("pod_checkpoint", "pod_restore", "pod_info") for n in ("", "../x", "$(reboot)")])
-def test_invalid_names_are_refused_before_anything_is_touched(rootfs, state_dir, module_name, name):
+def test_invalid_names_are_refused_before_anything_is_touched(adhoc, rootfs, state_dir, module_name, name):
     args = {"name": name, "state_dir": state_dir}
     if module_name == "pod_create":
         args.update(rootfs=rootfs, command=["/bin/counter", "7000"])
-    result = module(module_name, args)
+    result = adhoc(module_name, **args)
     assert result.get("failed"), result
     assert "invalid pod name" in result["msg"]
     assert not os.path.exists(state_dir)

@@ -35,11 +35,10 @@ def module(name: str, args: Dict[str, Any], check: bool = False, diff: bool = Fa
             argv.append("--check")
         if diff:
             argv.append("--diff")
-        proc = subprocess.run(argv, cwd=ROOT, env=_env({"ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
-                                                       "ANSIBLE_CALLBACK_PLUGINS": CALLBACKS,
-                                                       "ANSIBLE_CALLBACKS_ENABLED": "result_file",
-                                                       "AUTOPOD_RESULT_DIR": tree}),
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+        env = _env({"ANSIBLE_LOAD_CALLBACK_PLUGINS": "1", "ANSIBLE_CALLBACK_PLUGINS": CALLBACKS,
+                    "ANSIBLE_CALLBACKS_ENABLED": "result_file", "AUTOPOD_RESULT_DIR": tree})
+        proc = subprocess.run(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              universal_newlines=True, check=False)
         path = os.path.join(tree, host)
         if not os.path.exists(path):
             raise AssertionError("ansible produced no result (exit %d):\n%s" % (proc.returncode, proc.stdout))
@@ -55,4 +54,4 @@ def playbook(path: str, extra_vars: Dict[str, Any], inventory: Optional[str] = N
     else:
         argv += ["-i", "localhost,", "-c", "local", "-e", "ansible_python_interpreter=" + sys.executable]
     return subprocess.run(argv, cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          universal_newlines=True)
+                          universal_newlines=True, check=False)

@@ -99,8 +99,8 @@ def test_pagemap_from_real_image_counts_the_pages_file():
 
 
 def test_lazy_pagemaps_leave_lazy_ranges_out():
-    _, lazy = criu_images.pagemap_pages(fixture("pagemap-4.2.1.img", "rb"), lazy=True)
-    _, full = criu_images.pagemap_pages(fixture("pagemap-4.2.1.img", "rb"))
+    _pages_id, lazy = criu_images.pagemap_pages(fixture("pagemap-4.2.1.img", "rb"), lazy=True)
+    _pages_id, full = criu_images.pagemap_pages(fixture("pagemap-4.2.1.img", "rb"))
     assert 0 < lazy < full
 
 

@@ -1,0 +1,161 @@
+#!/usr/bin/env python3
+"""Benchmark: checkpoint and restore of one pod on this host, through Ansible, by memory size.
+
+For each size (16 MiB, 256 MiB, 1 GiB of incompressible memory touched by the counter workload)
+the pod is checkpointed with autopod.autopod.pod_checkpoint and restored with pod_restore, RUNS
+times. After every restore the workload recomputes its memory and a TCP client outside the pod
+checks its stream for gaps. Printed: medians of the modules' own work time, CRIU's frozen time,
+the wall time of each `ansible` call, image bytes; and, measured in the same run, the floor:
+writing and reading the same number of bytes where the images live.
+
+Run as root after scripts/setup.sh:  .venv/bin/python bench/checkpoint_restore.py [--image-base DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path[:0] = [ROOT, os.path.join(ROOT, ".collections")]
+
+from pyroute2 import IPRoute  # noqa: E402
+
+from tests.support.ansible_cli import module  # noqa: E402
+from tests.support.cleanup import adopt_orphans, reap_orphans, remove_pod_leftovers, remove_state_dir  # noqa: E402
+from workloads.rootfs import build_rootfs  # noqa: E402
+from workloads.stream_client import StreamClient  # noqa: E402
+
+WORK = "/var/tmp/autopod-bench"
+BRIDGE, GATEWAY, ADDRESS = "apbench0", "10.214.0.1", "10.214.0.10"
+CRIU = "/usr/local/sbin/criu"
+
+
+def _bridge(up: bool) -> None:
+    with IPRoute() as ipr:
+        for index in ipr.link_lookup(ifname=BRIDGE):
+            ipr.link("del", index=index)
+        if up:
+            ipr.link("add", ifname=BRIDGE, kind="bridge")
+            index = ipr.link_lookup(ifname=BRIDGE)[0]
+            ipr.addr("add", index=index, address=GATEWAY, prefixlen=24)
+            ipr.link("set", index=index, state="up")
+
+
+def floor(directory: str, size: int) -> dict:
+    """Write `size` bytes into `directory` (fdatasync) and read them back: the least a checkpoint costs there."""
+    path = os.path.join(directory, "floor.bin")
+    block = bytearray(os.urandom(16 << 20))
+    start = time.monotonic()
+    with open(path, "wb", buffering=0) as handle:
+        for _ in range(size // len(block)):
+            handle.write(block)
+        os.fdatasync(handle.fileno())
+    written = time.monotonic() - start
+    start = time.monotonic()
+    with open(path, "rb", buffering=0) as handle:
+        while handle.readinto(block):
+            pass
+    read = time.monotonic() - start
+    os.unlink(path)
+    return {"write_ms": round(written * 1000, 1), "read_ms": round(read * 1000, 1),
+            "total_ms": round((written + read) * 1000, 1)}
+
+
+def run_size(rootfs: str, mib: int, runs: int, image_base: str) -> dict:
+    state_dir = os.path.join(WORK, "state")
+    name = "bench-%d" % mib
+    image_dir = os.path.join(image_base, name)
+    created = module("pod_create", {"name": name, "rootfs": rootfs, "state_dir": state_dir,
+                                    "command": ["/bin/counter", "7000", str(mib), "10"],
+                                    "network": {"address": ADDRESS + "/24", "gateway": GATEWAY, "bridge": BRIDGE}})
+    assert created.get("changed"), created
+    client = StreamClient(ADDRESS, 7000, timeout=120)
+    rows = []
+    try:
+        client.wait_lines(10, timeout=120)
+        for _ in range(runs):
+            start = time.monotonic()
+            ckpt = module("pod_checkpoint", {"name": name, "state_dir": state_dir, "criu_path": CRIU,
+                                             "image_dir": image_dir})
+            ckpt_wall = time.monotonic() - start
+            assert ckpt.get("changed"), ckpt
+            start = time.monotonic()
+            rest = module("pod_restore", {"name": name, "state_dir": state_dir, "criu_path": CRIU,
+                                          "image_dir": image_dir})
+            rest_wall = time.monotonic() - start
+            assert rest.get("changed"), rest
+            client.wait_lines(5, timeout=60)
+            verdict = client.verify(timeout=120)
+            report = client.report()
+            assert verdict.startswith("verify ok") and not report["gaps"] and not report["error"], (verdict, report)
+            rows.append({
+                "checkpoint_module_ms": ckpt["timings"]["total_ms"],
+                "restore_module_ms": rest["timings"]["total_ms"],
+                "module_total_ms": ckpt["timings"]["total_ms"] + rest["timings"]["total_ms"],
+                "frozen_ms": ckpt["stats"]["frozen_time_us"] / 1000,
+                "criu_restore_ms": rest["stats"]["restore_time_us"] / 1000,
+                "checkpoint_ansible_wall_ms": ckpt_wall * 1000, "restore_ansible_wall_ms": rest_wall * 1000,
+                "image_bytes": ckpt["image_size"],
+            })
+    finally:
+        client.close()
+        module("pod_create", {"name": name, "state": "absent", "state_dir": state_dir, "stop_timeout": 5})
+        reap_orphans()
+    medians = {key: round(statistics.median(r[key] for r in rows), 1) for key in rows[0]}
+    medians["runs"] = len(rows)
+    return medians
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[1])
+    parser.add_argument("--image-base", default="/dev/shm/autopod-bench",
+                        help="where images are written (default: tmpfs)")
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--sizes", default="16,256,1024", help="MiB, comma separated")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("run as root")
+    adopt_orphans()
+    remove_state_dir(os.path.join(WORK, "state"))
+    remove_pod_leftovers("bench-")
+    _bridge(up=True)
+    os.makedirs(args.image_base, mode=0o700, exist_ok=True)
+    try:
+        rootfs = build_rootfs(os.path.join(WORK, "rootfs"))
+        results = {"machine": {"kernel": os.uname().release, "cpus": os.cpu_count(),
+                               "criu": module("criu_info", {"criu_path": CRIU}).get("version"),
+                               "image_base": args.image_base},
+                   "sizes": {}}
+        for mib in (int(s) for s in args.sizes.split(",")):
+            results["sizes"]["%d MiB" % mib] = run_size(rootfs, mib, args.runs, args.image_base)
+            results["sizes"]["%d MiB" % mib]["floor"] = floor(args.image_base, mib << 20)
+    finally:
+        remove_state_dir(os.path.join(WORK, "state"))
+        _bridge(up=False)
+        shutil.rmtree(args.image_base, ignore_errors=True)
+        reap_orphans()
+    print_table(results)
+    print(json.dumps(results, indent=1))
+
+
+def print_table(results: dict) -> None:
+    header = ("size", "ckpt ms", "restore ms", "module total", "frozen ms", "image MiB", "floor w+r ms",
+              "total/floor", "ansible wall ckpt+rest ms")
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for size, r in results["sizes"].items():
+        ratio = r["module_total_ms"] / r["floor"]["total_ms"] if r["floor"]["total_ms"] else 0
+        print("| %s | %.0f | %.0f | %.0f | %.0f | %.1f | %.0f | %.2f | %.0f |" % (
+            size, r["checkpoint_module_ms"], r["restore_module_ms"], r["module_total_ms"], r["frozen_ms"],
+            r["image_bytes"] / 2**20, r["floor"]["total_ms"], ratio,
+            r["checkpoint_ansible_wall_ms"] + r["restore_ansible_wall_ms"]))
+
+
+if __name__ == "__main__":
+    main()
