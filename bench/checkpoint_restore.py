@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Benchmark: checkpoint and restore of one pod on this host, through Ansible, by memory size.
 
 For each size (16 MiB, 256 MiB, 1 GiB of incompressible memory touched by the counter workload)
@@ -62,7 +61,7 @@ def floor(directory: str, size: int) -> dict:
     block = bytearray(os.urandom(16 << 20))
     start = time.monotonic()
     with open(path, "wb", buffering=0) as handle:
-        for _ in range(size // len(block)):
+        for _block in range(size // len(block)):
             handle.write(block)
         os.fdatasync(handle.fileno())
     written = time.monotonic() - start

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """The demo on one host: a pod keeps a TCP stream and its memory through a checkpoint and a restore.
 
 A counter pod (workloads/counter.c, 64 MiB of memory) streams numbered lines to a client outside it.
