@@ -90,8 +90,8 @@ def build_identity(spec: PodSpec) -> None:
     release_identity(spec.name)
     _delete_host_veth(spec.name)
     try:
-        _create_netns(netns_path(spec.name))
-        with _netlink_inside(spec.name) as pod_ipr:
+        create_netns(netns_path(spec.name))
+        with netlink_in(netns_path(spec.name)) as pod_ipr:
             pod_ipr.link("set", index=pod_ipr.link_lookup(ifname="lo")[0], state="up")
             if spec.network:
                 _build_veth(spec.name, spec.network, pod_ipr)
@@ -101,7 +101,7 @@ def build_identity(spec: PodSpec) -> None:
         raise AutopodError("could not build the network of pod %s: %s" % (spec.name, exc))
 
 
-def _create_netns(path: str) -> None:
+def create_netns(path: str) -> None:
     """A named network namespace, as `ip netns add` makes one: a new netns bind-mounted at `path`.
 
     unshare(CLONE_NEWNET) changes only the calling thread's namespace, so a short-lived
@@ -160,15 +160,8 @@ def _delete_host_veth(pod: str) -> None:
                     raise
 
 
-def release_identity(pod: str) -> bool:
-    """Remove the pod's network namespace. True if there was one.
-
-    The kernel then destroys the namespace, and with it both ends of the pod's veth,
-    in the background; deleting the veth synchronously would cost a network-wide RCU
-    wait (10-20 ms here) on the path of every checkpoint. A lingering host end is
-    removed by the next build_identity of the same pod.
-    """
-    path = netns_path(pod)
+def remove_netns(path: str) -> bool:
+    """Unpin a named network namespace (`ip netns del`). True if there was one."""
     if not os.path.exists(path):
         return False
     with contextlib.suppress(OSError):
@@ -177,10 +170,21 @@ def release_identity(pod: str) -> bool:
     return True
 
 
+def release_identity(pod: str) -> bool:
+    """Remove the pod's network namespace. True if there was one.
+
+    The kernel then destroys the namespace, and with it both ends of the pod's veth,
+    in the background; deleting the veth synchronously would cost a network-wide RCU
+    wait (10-20 ms here) on the path of every checkpoint. A lingering host end is
+    removed by the next build_identity of the same pod.
+    """
+    return remove_netns(netns_path(pod))
+
+
 @contextlib.contextmanager
-def _netlink_inside(pod: str) -> Iterator["IPRoute"]:
-    """A pyroute2 IPRoute bound to the pod's namespace (cheaper than pyroute2's NetNS helper)."""
-    with linux.inside_netns(netns_path(pod)):
+def netlink_in(path: str) -> Iterator["IPRoute"]:
+    """A pyroute2 IPRoute bound to the network namespace at `path` (cheaper than pyroute2's NetNS helper)."""
+    with linux.inside_netns(path):
         ipr = IPRoute()
     try:
         yield ipr

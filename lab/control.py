@@ -1,0 +1,202 @@
+"""Bring the lab up and down, report on it, reboot its hosts, and write its Ansible inventory."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+from typing import Dict, List
+
+from ansible_collections.autopod.autopod.plugins.module_utils import linux
+from lab import host as lab_host
+from lab import topology as topo
+from lab import wiring
+
+STATE = os.path.join(topo.LAB_ROOT, "state.json")
+READY_TIMEOUT = 30.0
+
+
+def _hosts_in_state() -> List[str]:
+    try:
+        with open(STATE) as handle:
+            return json.load(handle)["hosts"]
+    except (OSError, ValueError, KeyError):
+        return []
+
+
+def _write_ssh_material(hosts: List[str]) -> None:
+    os.makedirs(topo.ssh_dir(), mode=0o700, exist_ok=True)
+    if not os.path.exists(topo.private_key()):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "autopod-lab", "-f", topo.private_key()],
+                       check=True)
+    shutil.copy(topo.private_key() + ".pub", os.path.join(topo.ssh_dir(), "authorized_keys"))
+    for index, host in enumerate(hosts, start=1):
+        base = topo.host_dir(host)
+        key = os.path.join(base, "ssh_host_ed25519_key")
+        if not os.path.exists(key):
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key], check=True)
+        with open(os.path.join(base, "sshd_config"), "w") as handle:
+            handle.write("\n".join([
+                "ListenAddress %s" % topo.host_ip(index), "Port 22", "HostKey %s" % key, "PidFile /run/sshd.pid",
+                "AuthorizedKeysFile %s" % os.path.join(topo.ssh_dir(), "authorized_keys"),
+                "PermitRootLogin prohibit-password", "PasswordAuthentication no", "KbdInteractiveAuthentication no",
+                "UsePAM no", "StrictModes no", "PrintMotd no", "MaxStartups 100", "MaxSessions 100",
+                "Subsystem sftp /usr/lib/openssh/sftp-server", ""]))
+
+
+def write_inventory(hosts: List[str]) -> str:
+    proxy = "%s %s %%h %%p" % (topo.python(), os.path.join(topo.ROOT, "lab", "proxy.py"))
+    lines = ["# The AutoPod lab: written by `scripts/lab up`.", "[lab]"]
+    lines += ["%s ansible_host=%s" % (host, topo.host_ip(i)) for i, host in enumerate(hosts, start=1)]
+    lines += ["", "[lab:vars]", "ansible_connection=ssh", "ansible_user=root",
+              "ansible_ssh_private_key_file=%s" % topo.private_key(),
+              "ansible_ssh_common_args='-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
+              "-o LogLevel=ERROR -o ProxyCommand=\"%s\"'" % proxy,
+              "ansible_python_interpreter=%s" % topo.python(),
+              "autopod_bridge=%s" % topo.HOST_BRIDGE,
+              "autopod_reboot_command=%s" % topo.REBOOT_COMMAND,
+              "autopod_boot_time_command=cat %s" % topo.BOOT_ID_FILE, ""]
+    with open(topo.inventory_path(), "w") as handle:
+        handle.write("\n".join(lines))
+    return topo.inventory_path()
+
+
+def ssh_ready(index: int, timeout: float = READY_TIMEOUT) -> None:
+    """Wait until the host's sshd accepts connections from the controller's seat."""
+    deadline = time.monotonic() + timeout
+    retry = threading.Event()
+    while True:
+        with linux.inside_netns(topo.netns_path(topo.CONTROLLER_NETNS)):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.settimeout(1.0)
+        try:
+            sock.connect((topo.host_ip(index), 22))
+            if sock.recv(4).startswith(b"SSH-"):
+                return
+        except OSError:
+            pass
+        finally:
+            sock.close()
+        if time.monotonic() > deadline:
+            raise TimeoutError("lab host %d did not answer on SSH within %.0fs" % (index, timeout))
+        retry.wait(0.05)
+
+
+def boot_id(host: str) -> str:
+    pid = lab_host.init_pid(host)
+    try:
+        with open("/proc/%d/root%s" % (pid, topo.BOOT_ID_FILE)) as handle:
+            return handle.read().strip()
+    except OSError:
+        return ""
+
+
+def status() -> Dict[str, Dict[str, object]]:
+    report = {}
+    for index, host in enumerate(_hosts_in_state(), start=1):
+        pid = lab_host.init_pid(host)
+        alive = bool(pid) and os.path.exists("/proc/%d" % pid)
+        try:
+            ssh_ready(index, timeout=0) if alive else None
+            ssh = alive
+        except (TimeoutError, OSError):
+            ssh = False
+        report[host] = {"address": topo.host_ip(index), "init_pid": pid if alive else None,
+                        "boot_id": boot_id(host) if alive else None, "ssh": ssh}
+    return report
+
+
+def healthy(count: int) -> bool:
+    hosts = _hosts_in_state()
+    return len(hosts) == count and all(h["ssh"] for h in status().values())
+
+
+def up(count: int = 3) -> str:
+    """Build the lab (or leave a healthy one alone); returns the inventory path."""
+    if healthy(count):
+        return write_inventory(_hosts_in_state())
+    down()
+    hosts = [topo.host_name(i) for i in range(1, count + 1)]
+    for host in hosts:
+        for sub in ("upper", "work", "root"):
+            os.makedirs(os.path.join(topo.host_dir(host), sub), exist_ok=True)
+    os.makedirs(topo.shared_source(), exist_ok=True)
+    _write_ssh_material(hosts)
+    with open(STATE, "w") as handle:
+        json.dump({"hosts": hosts}, handle)
+    wiring.build_switch()
+    wiring.attach(topo.CONTROLLER_NETNS, topo.CONTROLLER_IP, bridged=False)
+    wiring.attach(topo.CLIENT_NETNS, topo.CLIENT_IP, bridged=False)
+    for index, host in enumerate(hosts, start=1):
+        wiring.attach(topo.host_netns(host), topo.host_ip(index), bridged=True)
+        lab_host.spawn_keeper(host)
+    for index in range(1, count + 1):
+        ssh_ready(index)
+    return write_inventory(hosts)
+
+
+def _kill_namespace_members(netns_path: str) -> None:
+    """SIGKILL every process whose network namespace is `netns_path` (a host's init takes its PID namespace along)."""
+    try:
+        target = os.stat(netns_path).st_ino
+    except OSError:
+        return
+    victims = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError):
+                if os.stat("/proc/%s/ns/net" % entry).st_ino == target:
+                    victims.append(int(entry))
+    for pid in victims:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    for pid in victims:
+        linux.wait_for_exit(pid, 10)
+
+
+def _stop_keepers() -> None:
+    hosts_dir = os.path.join(topo.LAB_ROOT, "hosts")
+    for host in os.listdir(hosts_dir) if os.path.isdir(hosts_dir) else []:
+        try:
+            with open(os.path.join(topo.host_dir(host), "init.json")) as handle:
+                keeper = json.load(handle)["keeper_pid"]
+        except (OSError, ValueError, KeyError):
+            continue
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(keeper, signal.SIGKILL)  # first, so that it does not boot the host again
+        linux.wait_for_exit(keeper, 10)
+
+
+def down() -> None:
+    """Remove everything the lab made: processes, namespaces (with their links), files."""
+    _stop_keepers()
+    for name in wiring.lab_namespaces():
+        _kill_namespace_members(topo.netns_path(name))
+    wiring.remove_all()
+    if os.path.isdir(topo.LAB_ROOT):
+        linux.unmount_under(topo.LAB_ROOT)
+    shutil.rmtree(topo.LAB_ROOT, ignore_errors=True)
+
+
+def reboot(host: str, wait: bool = True) -> str:
+    """Reboot a lab host as its own `reboot` would; returns the new boot id."""
+    hosts = _hosts_in_state()
+    index = hosts.index(host) + 1
+    before = boot_id(host)
+    os.kill(lab_host.init_pid(host), signal.SIGUSR1)
+    if not wait:
+        return ""
+    deadline = time.monotonic() + READY_TIMEOUT
+    pause = threading.Event()
+    while boot_id(host) in ("", before):
+        if time.monotonic() > deadline:
+            raise TimeoutError("%s did not come back" % host)
+        pause.wait(0.05)
+    ssh_ready(index)
+    return boot_id(host)

@@ -1,0 +1,189 @@
+"""A lab host: a machine-like process tree, kept running (and rebooted) by a keeper daemon.
+
+Each lab host has its own PID, mount, UTS and IPC namespaces and the network namespace the lab
+wired to its switch. Its root is an overlay over the machine's / with a per-host upper directory,
+so /etc, /var/lib (the package database, /var/lib/autopod) and everything it writes are its own;
+/run, /tmp and /dev/shm are fresh tmpfs at each boot. PID 1 is `_init`: it records a new boot id,
+starts sshd, reaps every orphan (pod supervisors among them), and on SIGUSR1 (reboot) or SIGTERM
+(halt) kills everything in the host and exits; the keeper then boots the host again or stops.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import uuid
+
+from ansible_collections.autopod.autopod.plugins.module_utils import linux
+from lab import topology as topo
+
+_HOST_NAMESPACES = linux.CLONE_NEWNS | linux.CLONE_NEWPID | linux.CLONE_NEWUTS | linux.CLONE_NEWIPC
+
+
+class _Shutdown(Exception):
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+def _log(host: str, message: str) -> None:
+    with open(os.path.join(topo.host_dir(host), "keeper.log"), "a") as handle:
+        handle.write("%s %s\n" % (time.strftime("%H:%M:%S"), message))
+
+
+def _mount_root(host: str) -> str:
+    """Overlay the machine's / with this host's upper directory and mount its private filesystems."""
+    base = topo.host_dir(host)
+    root = os.path.join(base, "root")
+    linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
+    linux.mount("overlay", root, "overlay", 0, "lowerdir=/,upperdir=%s/upper,workdir=%s/work" % (base, base))
+    linux.mount("/dev", os.path.join(root, "dev"), None, linux.MS_BIND | linux.MS_REC)
+    linux.mount("sysfs", os.path.join(root, "sys"), "sysfs", linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC)
+    linux.mount("/sys/fs/cgroup", os.path.join(root, "sys/fs/cgroup"), None, linux.MS_BIND | linux.MS_REC)
+    linux.mount("proc", os.path.join(root, "proc"), "proc", linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC)
+    for tmp in ("run", "tmp", "dev/shm"):
+        linux.mount("tmpfs", os.path.join(root, tmp), "tmpfs", linux.MS_NOSUID | linux.MS_NODEV, "mode=1777")
+    os.chmod(os.path.join(root, "run"), 0o755)
+    shared = os.path.join(root, topo.SHARED_DIR.lstrip("/"))
+    os.makedirs(shared, exist_ok=True)
+    linux.mount(topo.shared_source(), shared, None, linux.MS_BIND)
+    return root
+
+
+def _pivot(root: str) -> None:
+    os.chdir(root)
+    linux.pivot_root(".", ".")
+    linux.umount2(".", linux.MNT_DETACH)
+    os.chdir("/")
+
+
+def _start_sshd(host: str) -> subprocess.Popen:
+    os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
+    log = open("/var/log/autopod-lab-sshd.log", "ab")
+    return subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", os.path.join(topo.host_dir(host), "sshd_config")],
+                            stdin=subprocess.DEVNULL, stdout=log, stderr=log, close_fds=True)
+
+
+def _init(host: str) -> None:
+    """PID 1 of the lab host. Never returns."""
+    code = topo.HALT_EXIT
+    try:
+        _pivot(_mount_root(host))
+        socket.sethostname(host)
+        for directory in ("/run/lock", "/run/netns", os.path.dirname(topo.BOOT_ID_FILE)):
+            os.makedirs(directory, exist_ok=True)
+        with open(topo.BOOT_ID_FILE, "w") as handle:
+            handle.write(str(uuid.uuid4()) + "\n")
+
+        def request(code: int):
+            def handler(_signum, _frame):
+                raise _Shutdown(code)
+            return handler
+        signal.signal(signal.SIGUSR1, request(topo.REBOOT_EXIT))
+        signal.signal(signal.SIGTERM, request(topo.HALT_EXIT))
+        _start_sshd(host)
+        while True:
+            try:
+                os.waitpid(-1, 0)
+            except ChildProcessError:
+                signal.pause()
+    except _Shutdown as shutdown:
+        code = shutdown.code
+    except Exception as exc:  # a host that cannot boot says why in the keeper log
+        _log(host, "init failed: %r" % exc)
+        code = 1
+    signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(-1, signal.SIGKILL)  # PID 1 of a namespace: everything in it but itself
+    with contextlib.suppress(ChildProcessError):
+        while True:
+            os.waitpid(-1, 0)
+    os._exit(code)
+
+
+def _boot(host: str) -> int:
+    """Start the host's PID 1 in fresh namespaces; returns its PID (reparented to the keeper)."""
+    read_fd, write_fd = os.pipe()
+    child = os.fork()
+    if child == 0:
+        try:
+            os.close(read_fd)
+            net = os.open(topo.netns_path(topo.host_netns(host)), os.O_RDONLY)
+            linux.setns(net, linux.CLONE_NEWNET)
+            os.close(net)
+            linux.unshare(_HOST_NAMESPACES)
+            init = os.fork()
+            if init == 0:
+                os.close(write_fd)
+                _init(host)
+            os.write(write_fd, str(init).encode())
+        finally:
+            os._exit(0)
+    os.close(write_fd)
+    os.waitpid(child, 0)
+    with os.fdopen(read_fd) as reader:
+        return int(reader.read() or 0)
+
+
+def keep(host: str) -> None:
+    """The keeper: boot the host, wait for its init, boot it again after a reboot. Runs as a daemon."""
+    linux.prctl(linux.PR_SET_CHILD_SUBREAPER, 1)
+    state_file = os.path.join(topo.host_dir(host), "init.json")
+    while True:
+        init = _boot(host)
+        with open(state_file, "w") as handle:
+            json.dump({"init_pid": init, "keeper_pid": os.getpid(), "booted_at": time.time()}, handle)
+        _log(host, "booted, init PID %d" % init)
+        code = None
+        while code is None:
+            pid, status = os.waitpid(-1, 0)
+            if pid == init:
+                code = os.waitstatus_to_exitcode(status)
+        _log(host, "init exited with %d" % code)
+        if code != topo.REBOOT_EXIT:
+            os.unlink(state_file)
+            return
+
+
+def spawn_keeper(host: str) -> int:
+    """Start the keeper of `host` as a daemon; returns its PID."""
+    read_fd, write_fd = os.pipe()
+    child = os.fork()
+    if child == 0:
+        try:
+            os.close(read_fd)
+            os.setsid()
+            keeper = os.fork()
+            if keeper == 0:
+                os.chdir("/")
+                devnull = os.open("/dev/null", os.O_RDWR)
+                for fd in (0, 1, 2):
+                    os.dup2(devnull, fd)
+                os.closerange(3, write_fd)
+                os.closerange(write_fd + 1, 65536)
+                os.close(write_fd)
+                try:
+                    keep(host)
+                finally:
+                    os._exit(0)
+            os.write(write_fd, str(keeper).encode())
+        finally:
+            os._exit(0)
+    os.close(write_fd)
+    os.waitpid(child, 0)
+    with os.fdopen(read_fd) as reader:
+        return int(reader.read())
+
+
+def init_pid(host: str) -> int:
+    try:
+        with open(os.path.join(topo.host_dir(host), "init.json")) as handle:
+            return int(json.load(handle)["init_pid"])
+    except (OSError, ValueError, KeyError):
+        return 0
