@@ -14,6 +14,7 @@ import time
 from typing import Dict, List
 
 from ansible_collections.autopod.autopod.plugins.module_utils import linux
+from lab import aptrepo
 from lab import host as lab_host
 from lab import topology as topo
 from lab import wiring
@@ -127,6 +128,7 @@ def up(count: int = 3) -> str:
         for sub in ("upper", "work", "root"):
             os.makedirs(os.path.join(topo.host_dir(host), sub), exist_ok=True)
     os.makedirs(topo.shared_source(), exist_ok=True)
+    aptrepo.publish(topo.repo_dir(), [])
     _write_ssh_material(hosts)
     with open(STATE, "w") as handle:
         json.dump({"hosts": hosts}, handle)

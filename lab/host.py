@@ -20,6 +20,7 @@ import time
 import uuid
 
 from ansible_collections.autopod.autopod.plugins.module_utils import linux
+from lab import aptrepo
 from lab import topology as topo
 
 _HOST_NAMESPACES = linux.CLONE_NEWNS | linux.CLONE_NEWPID | linux.CLONE_NEWUTS | linux.CLONE_NEWIPC
@@ -79,6 +80,7 @@ def _init(host: str) -> None:
             os.makedirs(directory, exist_ok=True)
         with open(topo.BOOT_ID_FILE, "w") as handle:
             handle.write(str(uuid.uuid4()) + "\n")
+        aptrepo.configure_host_apt(topo.SHARED_REPO)
 
         def request(code: int):
             def handler(_signum, _frame):

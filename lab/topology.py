@@ -24,6 +24,7 @@ CLIENT_NETNS, CLIENT_IP = "aplab-client", "10.220.0.3"
 HOST_BRIDGE = "br0"
 POD_ADDRESS_BASE = 100
 SHARED_DIR = "/srv/autopod-shared"  # storage every lab host mounts at the same path
+SHARED_REPO = SHARED_DIR + "/repo"  # the lab's apt repository, as lab hosts see it
 BOOT_ID_FILE = "/run/autopod-lab/boot_id"  # written by each lab host at every boot
 REBOOT_COMMAND = "kill -USR1 1"  # asks the lab host's init to reboot it
 REBOOT_EXIT, HALT_EXIT = 100, 0  # how a lab host's init tells its keeper what to do next
@@ -67,6 +68,11 @@ def inventory_path() -> str:
 
 def shared_source() -> str:
     return os.path.join(LAB_ROOT, "shared")
+
+
+def repo_dir() -> str:
+    """The lab's apt repository, as the machine sees it."""
+    return os.path.join(shared_source(), "repo")
 
 
 def python() -> str:

@@ -24,9 +24,10 @@ def _env(extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
 
 def module(name: str, args: Dict[str, Any], check: bool = False, diff: bool = False, host: str = "localhost",
            inventory: Optional[str] = None) -> Dict[str, Any]:
-    """`ansible HOST -m autopod.autopod.NAME -a '{json}'`; returns the module's result for that host."""
+    """`ansible HOST -m autopod.autopod.NAME -a '{json}'` (or a fully qualified NAME); returns the host's result."""
+    fqcn = name if "." in name else "autopod.autopod." + name
     with tempfile.TemporaryDirectory() as tree:
-        argv = [os.path.join(BIN, "ansible"), host, "-m", "autopod.autopod." + name, "-a", json.dumps(args)]
+        argv = [os.path.join(BIN, "ansible"), host, "-m", fqcn] + (["-a", json.dumps(args)] if args else [])
         if inventory:
             argv += ["-i", inventory]
         else:
