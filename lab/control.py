@@ -181,6 +181,7 @@ def down() -> None:
     for name in wiring.lab_namespaces():
         _kill_namespace_members(topo.netns_path(name))
     wiring.remove_all()
+    lab_host.remove_cgroups()
     if os.path.isdir(topo.LAB_ROOT):
         linux.unmount_under(topo.LAB_ROOT)
     shutil.rmtree(topo.LAB_ROOT, ignore_errors=True)

@@ -18,12 +18,68 @@ import socket
 import subprocess
 import time
 import uuid
+from typing import List, Tuple
 
 from ansible_collections.autopod.autopod.plugins.module_utils import linux
 from lab import aptrepo
 from lab import topology as topo
 
-_HOST_NAMESPACES = linux.CLONE_NEWNS | linux.CLONE_NEWPID | linux.CLONE_NEWUTS | linux.CLONE_NEWIPC
+CLONE_NEWCGROUP = 0x02000000
+_HOST_NAMESPACES = (linux.CLONE_NEWNS | linux.CLONE_NEWPID | linux.CLONE_NEWUTS | linux.CLONE_NEWIPC
+                    | CLONE_NEWCGROUP)
+CGROUP_ROOT = "/sys/fs/cgroup"
+LAB_CGROUP = "autopod-lab"
+_MOUNT_FLAGS = {"rw", "ro", "relatime", "noatime", "nosuid", "nodev", "noexec", "seclabel"}
+
+
+def cgroup_hierarchies() -> List[Tuple[str, str, str]]:
+    """(mount point, filesystem type, mount options) of the machine's cgroup hierarchies."""
+    found = []
+    with open("/proc/self/mounts") as handle:
+        for line in handle:
+            _source, point, fstype, options = line.split()[:4]
+            if fstype in ("cgroup", "cgroup2") and point.startswith(CGROUP_ROOT):
+                found.append((point, fstype, ",".join(o for o in options.split(",") if o not in _MOUNT_FLAGS)))
+    return found
+
+
+def _join_host_cgroups(host: str) -> None:
+    """Put this process in autopod-lab/<host> of every hierarchy, so that the host's own cgroup
+    namespace has it as root: pods on different lab hosts then have separate cgroups, as on machines."""
+    for point, _fstype, _options in cgroup_hierarchies():
+        path = point
+        for part in (LAB_CGROUP, host):
+            path = os.path.join(path, part)
+            os.makedirs(path, exist_ok=True)
+            for knob in ("cpuset.cpus", "cpuset.mems"):  # v1 cpuset refuses tasks until these are set
+                if os.path.exists(os.path.join(path, knob)):
+                    with open(os.path.join(os.path.dirname(path), knob)) as parent:
+                        value = parent.read().strip()
+                    with open(os.path.join(path, knob), "w") as child:
+                        child.write(value)
+        with open(os.path.join(path, "cgroup.procs"), "w") as procs:
+            procs.write("0")
+
+
+def _mount_cgroups(root: str) -> None:
+    """Fresh cgroup mounts inside the host's cgroup namespace: they show only the host's subtree."""
+    base = os.path.join(root, CGROUP_ROOT.lstrip("/"))
+    linux.mount("tmpfs", base, "tmpfs", linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC, "mode=755")
+    for point, fstype, options in cgroup_hierarchies():
+        target = os.path.join(root, point.lstrip("/"))
+        os.makedirs(target, exist_ok=True)
+        linux.mount("cgroup", target, fstype, linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC, options or None)
+
+
+def remove_cgroups() -> None:
+    """Remove autopod-lab/ from every hierarchy, deepest directories first (they must be empty of tasks)."""
+    for point, _fstype, _options in cgroup_hierarchies():
+        top = os.path.join(point, LAB_CGROUP)
+        for directory, _dirs, _files in sorted(os.walk(top), key=lambda entry: -entry[0].count(os.sep)):
+            try:
+                os.rmdir(directory)
+            except OSError:
+                pass
 
 
 class _Shutdown(Exception):
@@ -45,7 +101,7 @@ def _mount_root(host: str) -> str:
     linux.mount("overlay", root, "overlay", 0, "lowerdir=/,upperdir=%s/upper,workdir=%s/work" % (base, base))
     linux.mount("/dev", os.path.join(root, "dev"), None, linux.MS_BIND | linux.MS_REC)
     linux.mount("sysfs", os.path.join(root, "sys"), "sysfs", linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC)
-    linux.mount("/sys/fs/cgroup", os.path.join(root, "sys/fs/cgroup"), None, linux.MS_BIND | linux.MS_REC)
+    _mount_cgroups(root)
     linux.mount("proc", os.path.join(root, "proc"), "proc", linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC)
     for tmp in ("run", "tmp", "dev/shm"):
         linux.mount("tmpfs", os.path.join(root, tmp), "tmpfs", linux.MS_NOSUID | linux.MS_NODEV, "mode=1777")
@@ -119,6 +175,7 @@ def _boot(host: str) -> int:
             net = os.open(topo.netns_path(topo.host_netns(host)), os.O_RDONLY)
             linux.setns(net, linux.CLONE_NEWNET)
             os.close(net)
+            _join_host_cgroups(host)
             linux.unshare(_HOST_NAMESPACES)
             init = os.fork()
             if init == 0:

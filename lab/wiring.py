@@ -42,6 +42,10 @@ def attach(netns_name: str, address: str, bridged: bool) -> None:
         if bridged:
             ns.link("add", ifname=topo.HOST_BRIDGE, kind="bridge")
             carrier = ns.link_lookup(ifname=topo.HOST_BRIDGE)[0]
+            # A bridge without a MAC of its own takes its ports' lowest: each pod veth that comes and goes
+            # would change the host's MAC under its neighbours' ARP caches. Pin it to the NIC's.
+            mac = ns.get_links(eth0)[0].get_attr("IFLA_ADDRESS")
+            ns.link("set", index=carrier, address=mac)
             ns.link("set", index=eth0, master=carrier)
         ns.link("set", index=eth0, state="up")
         ns.addr("add", index=carrier, address=address, prefixlen=topo.PREFIXLEN)

@@ -38,8 +38,10 @@ ln -sfn ../../.. "$ROOT/.collections/ansible_collections/autopod/autopod"
 # CRIU: Debian 12's 3.17 fails on kernels from 6.13, so take 4.2 from Debian unstable into a private
 # root (DESIGN.md). The criu role does it, the same way it does on managed hosts. Debian's own
 # criu 3.17 (above, in /usr/sbin) stays as the too-old CRIU the tests expect to be refused.
-if ! /usr/local/sbin/criu check >/dev/null 2>&1; then
-  say "installing CRIU into a private root with the autopod.autopod.criu role"
+# The role also raises fs.pipe-max-size, which post-copy migration needs (and which a reboot resets
+# where no systemd applies /etc/sysctl.d).
+if ! /usr/local/sbin/criu check >/dev/null 2>&1 || [ "$(cat /proc/sys/fs/pipe-max-size)" -lt 4194304 ]; then
+  say "installing and checking CRIU with the autopod.autopod.criu role"
   (cd "$ROOT" && "$VENV/bin/ansible-playbook" -i localhost, -c local \
      -e ansible_python_interpreter="$VENV/bin/python" -e criu_install=private_root \
      playbooks/install_criu.yml)

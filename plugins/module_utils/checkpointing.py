@@ -59,7 +59,7 @@ def _publish(tmp: str, image_dir: str) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def read_image_meta(image_dir: str) -> Dict[str, Any]:
+def read_image_meta(image_dir: str, lazy: bool = False) -> Dict[str, Any]:
     meta_path = os.path.join(image_dir, POD_META)
     if not os.path.isdir(image_dir):
         raise AutopodError("no checkpoint image at %s" % image_dir)
@@ -71,7 +71,7 @@ def read_image_meta(image_dir: str) -> Dict[str, Any]:
             meta = json.load(handle)
     except ValueError as exc:
         raise AutopodError("the checkpoint image at %s is damaged: %s unreadable (%s)" % (image_dir, POD_META, exc))
-    damaged = damaged_pages(image_dir)
+    damaged = damaged_pages(image_dir, lazy)
     if damaged:
         raise AutopodError("the checkpoint image at %s is damaged (truncated or altered): %s"
                            % (image_dir, "; ".join(damaged)))
@@ -190,7 +190,7 @@ class Checkpointer:
             watch.lap("prepare")
 
             def run_restore(netns_path: str, _procs: str) -> int:
-                return _criu_restore(criu, spec, target, work, netns_path, tcp)
+                return criu_restore(criu, spec, target, work, netns_path, tcp)
 
             try:
                 start_supervised(self.store, manifest, run_restore, watch,
@@ -214,15 +214,17 @@ class Checkpointer:
                 "criu": criu.facts(), "pod": self.pods.describe(manifest)}
 
 
-def _criu_restore(criu: criu_driver.Criu, spec: PodSpec, image_dir: str, work: str, netns_path: str,
-                  tcp: bool) -> int:
+def criu_restore(criu: criu_driver.Criu, spec: PodSpec, image_dir: str, work: str, netns_path: str,
+                 tcp: bool, lazy: bool = False) -> int:
     """Runs inside the supervisor: restore detached, so the restored tree is reparented to it."""
     netns_fd = os.open(netns_path, os.O_RDONLY)
     try:
         argv = criu_driver.restore_argv(criu.path, image_dir, work, spec.rootfs, netns_fd, spec.mounts, tcp,
-                                        "restore.pid")
+                                        "restore.pid", lazy=lazy)
         criu.run(argv, work, "restore.log", "restore", pass_fds=(netns_fd,), timeout=restore_timeout(image_dir))
     finally:
         os.close(netns_fd)
+    if tcp:
+        network.clear_criu_locks(netns_path)
     with open(os.path.join(work, "restore.pid")) as handle:
         return int(handle.read().strip())

@@ -70,7 +70,12 @@ def compatibility_problems(version: Sequence[int], kernel_release: str, tcp: boo
 
 
 def dump_argv(criu: str, pid: int, images_dir: str, work_dir: str, netns_inode: int,
-              mounts: Sequence[MountSpec], tcp: bool, leave_running: bool) -> List[str]:
+              mounts: Sequence[MountSpec], tcp: bool, leave_running: bool,
+              lazy_server: Optional[Tuple[str, int]] = None, page_server: Optional[Tuple[str, int]] = None,
+              status_fd: Optional[int] = None) -> List[str]:
+    """A dump. With `lazy_server` memory is left for post-copy: the dump becomes the page server at that
+    address and runs until the destination has every page. With `page_server` pages stream to a
+    `criu page-server` on the destination instead of into `images_dir`."""
     argv = [criu, "dump", "--tree", str(pid), "--images-dir", images_dir, "--work-dir", work_dir,
             "--log-file", "dump.log", LOG_LEVEL, "--file-locks", "--skip-in-flight",
             "--external", "net[%d]:%s" % (netns_inode, NET_KEY)]
@@ -80,11 +85,17 @@ def dump_argv(criu: str, pid: int, images_dir: str, work_dir: str, netns_inode: 
         argv += ["--tcp-established", "--network-lock", "nftables"]
     if leave_running:
         argv.append("--leave-running")
+    if lazy_server:
+        argv += ["--lazy-pages", "--address", lazy_server[0], "--port", str(lazy_server[1])]
+    if page_server:
+        argv += ["--page-server", "--address", page_server[0], "--port", str(page_server[1])]
+    if status_fd is not None:
+        argv += ["--status-fd", str(status_fd)]
     return argv
 
 
 def restore_argv(criu: str, images_dir: str, work_dir: str, rootfs: str, netns_fd: int,
-                 mounts: Sequence[MountSpec], tcp: bool, pidfile: str) -> List[str]:
+                 mounts: Sequence[MountSpec], tcp: bool, pidfile: str, lazy: bool = False) -> List[str]:
     argv = [criu, "restore", "--images-dir", images_dir, "--work-dir", work_dir, "--log-file", "restore.log",
             LOG_LEVEL, "--restore-detached", "--pidfile", pidfile, "--root", rootfs, "--file-locks",
             "--inherit-fd", "fd[%d]:%s" % (netns_fd, NET_KEY)]
@@ -92,7 +103,27 @@ def restore_argv(criu: str, images_dir: str, work_dir: str, rootfs: str, netns_f
         argv += ["--external", "mnt[%s]:%s" % (mount_key(index), mount.source)]
     if tcp:
         argv += ["--tcp-established", "--network-lock", "nftables"]
+    if lazy:
+        argv.append("--lazy-pages")
     return argv
+
+
+def lazy_pages_argv(criu: str, images_dir: str, work_dir: str, source: Tuple[str, int]) -> List[str]:
+    """The destination's daemon that fetches a post-copied pod's pages from the source's dump."""
+    return [criu, "lazy-pages", "--images-dir", images_dir, "--work-dir", work_dir, "--log-file", "lazy-pages.log",
+            LOG_LEVEL, "--page-server", "--address", source[0], "--port", str(source[1])]
+
+
+def page_server_argv(criu: str, images_dir: str, work_dir: str, listen: Tuple[str, int]) -> List[str]:
+    """The destination's receiver of a streamed dump's pages (exits when the dump ends)."""
+    return [criu, "page-server", "--images-dir", images_dir, "--work-dir", work_dir,
+            "--log-file", "page-server.log", LOG_LEVEL, "--address", listen[0], "--port", str(listen[1])]
+
+
+def cpuinfo_argv(criu: str, action: str, images_dir: str) -> List[str]:
+    """`criu cpuinfo dump` (source) writes cpuinfo.img; `criu cpuinfo check` (destination) compares it."""
+    return [criu, "cpuinfo", action, "--images-dir", images_dir, "--work-dir", images_dir,
+            "--log-file", "cpuinfo-%s.log" % action, LOG_LEVEL]
 
 
 def log_errors(log_path: str, limit: int = 6) -> str:
@@ -150,11 +181,15 @@ class Criu:
         if problems:
             raise AutopodError("; ".join(problems) + "; " + INSTALL_HINT, criu=self.facts())
 
-    def check(self) -> Tuple[bool, str]:
-        """`criu check`: does the kernel offer what CRIU needs?"""
-        result = subprocess.run([self.path, "check"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    def check(self, feature: Optional[str] = None) -> Tuple[bool, str]:
+        """`criu check` (or `criu check --feature NAME`): does the kernel offer what CRIU needs?"""
+        argv = [self.path, "check"] + (["--feature", feature] if feature else [])
+        result = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 universal_newlines=True, check=False)
-        return result.returncode == 0 and "Looks good" in result.stdout, result.stdout.strip()
+        output = result.stdout.strip()
+        if feature:
+            return result.returncode == 0 and "is supported" in output, output
+        return result.returncode == 0 and "Looks good" in output, output
 
     def run(self, argv: List[str], work_dir: str, log_name: str, what: str,
             pass_fds: Sequence[int] = (), timeout: Optional[float] = None) -> None:

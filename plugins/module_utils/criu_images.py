@@ -113,6 +113,19 @@ def pagemap_pages(raw: bytes, lazy: bool = False) -> Tuple[int, int]:
     return head.get(1, 0), stored
 
 
+def lazy_pages(image_dir: str) -> int:
+    """How many pages a post-copy dump left to be fetched on demand (present, not in a parent, lazy)."""
+    total = 0
+    for name in os.listdir(image_dir):
+        if name.startswith("pagemap-") and name.endswith(".img"):
+            with open(os.path.join(image_dir, name), "rb") as handle:
+                _pages_id, everything = pagemap_pages(handle.read())
+                handle.seek(0)
+                _pages_id, stored = pagemap_pages(handle.read(), lazy=True)
+            total += everything - stored
+    return total
+
+
 def parse_stats(raw: bytes) -> Dict[str, Any]:
     """Turn a stats-dump or stats-restore image into a flat dict with named fields."""
     stats = _message(_first_entry(raw))

@@ -29,6 +29,7 @@ from ansible_collections.autopod.autopod.plugins.module_utils.pod import Network
 try:
     from pyroute2 import IPRoute
     from pyroute2.netlink.exceptions import NetlinkError
+    from pyroute2.nftables.main import NFTables
     PYROUTE2_IMPORT_ERROR = None
 except ImportError:
     PYROUTE2_IMPORT_ERROR = traceback.format_exc()
@@ -53,6 +54,11 @@ def netns_path(pod: str) -> str:
 def host_veth_name(pod: str) -> str:
     """Interface names are limited to 15 characters; pod names are not, so hash them."""
     return "apv" + hashlib.sha1(pod.encode()).hexdigest()[:10]
+
+
+def host_veth_mac(pod: str) -> str:
+    digest = hashlib.sha1(("host:" + pod).encode()).digest()
+    return "fe:" + ":".join("%02x" % b for b in digest[:5])
 
 
 def bridge_exists(bridge: str) -> bool:
@@ -80,9 +86,12 @@ def identity_exists(pod: str) -> bool:
     return os.path.exists(netns_path(pod))
 
 
-def build_identity(spec: PodSpec) -> None:
+def build_identity(spec: PodSpec, active: bool = True) -> None:
     """Create the pod's network namespace (loopback up) and, if it has a network, its veth.
 
+    With `active=False` the host end of the veth stays down and off the bridge: a migration
+    builds the identity on the destination before the pod is frozen on the source, and the
+    same address and MAC must not appear on the segment twice; activate() then takes 1-2 ms.
     Anything left from an earlier, interrupted run is removed first; on failure
     everything made here is removed again.
     """
@@ -94,7 +103,7 @@ def build_identity(spec: PodSpec) -> None:
         with netlink_in(netns_path(spec.name)) as pod_ipr:
             pod_ipr.link("set", index=pod_ipr.link_lookup(ifname="lo")[0], state="up")
             if spec.network:
-                _build_veth(spec.name, spec.network, pod_ipr)
+                _build_veth(spec.name, spec.network, pod_ipr, active)
     except (NetlinkError, OSError) as exc:
         release_identity(spec.name)
         _delete_host_veth(spec.name)
@@ -127,18 +136,19 @@ def create_netns(path: str) -> None:
         raise failure[0]
 
 
-def _build_veth(pod: str, net: NetworkSpec, pod_ipr: "IPRoute") -> None:
+def _build_veth(pod: str, net: NetworkSpec, pod_ipr: "IPRoute", active: bool) -> None:
     host_if = host_veth_name(pod)
     with IPRoute() as ipr:
-        bridge = ipr.link_lookup(ifname=net.bridge)
-        if not bridge:
+        if not ipr.link_lookup(ifname=net.bridge):
             raise AutopodError("bridge %s does not exist on this host" % net.bridge)
-        ipr.link("add", ifname=host_if, kind="veth",
+        # The host end gets a high, locally administered MAC (as libvirt gives its taps): a Linux bridge
+        # without an assigned MAC takes its ports' lowest, and a pod joining must not change the host's.
+        ipr.link("add", ifname=host_if, kind="veth", address=host_veth_mac(pod),
                  peer={"ifname": POD_IFNAME, "net_ns_fd": netns_name(pod)})
-        index = ipr.link_lookup(ifname=host_if)[0]
         if net.mtu:
-            ipr.link("set", index=index, mtu=net.mtu)
-        ipr.link("set", index=index, master=bridge[0], state="up")
+            ipr.link("set", index=ipr.link_lookup(ifname=host_if)[0], mtu=net.mtu)
+        if active:
+            _attach(ipr, host_if, net.bridge)
     index = pod_ipr.link_lookup(ifname=POD_IFNAME)[0]
     settings = {"address": net.mac}
     if net.mtu:
@@ -148,6 +158,17 @@ def _build_veth(pod: str, net: NetworkSpec, pod_ipr: "IPRoute") -> None:
     pod_ipr.link("set", index=index, state="up")
     if net.gateway:
         pod_ipr.route("add", dst="default", gateway=net.gateway)
+
+
+def _attach(ipr: "IPRoute", host_if: str, bridge: str) -> None:
+    ipr.link("set", index=ipr.link_lookup(ifname=host_if)[0], master=ipr.link_lookup(ifname=bridge)[0], state="up")
+
+
+def activate(spec: PodSpec) -> None:
+    """Put a pod's prepared veth on its bridge and up (see build_identity)."""
+    if spec.network:
+        with IPRoute() as ipr:
+            _attach(ipr, host_veth_name(spec.name), spec.network.bridge)
 
 
 def _delete_host_veth(pod: str) -> None:
@@ -190,6 +211,29 @@ def netlink_in(path: str) -> Iterator["IPRoute"]:
         yield ipr
     finally:
         ipr.close()
+
+
+NFPROTO_INET = 1
+
+
+def clear_criu_locks(netns: str) -> List[str]:
+    """Remove network-lock tables CRIU left in a restored pod's namespace; returns their names.
+
+    CRIU 4.2 locks the network with an nftables table named after a dump's run id and, after a
+    restore from a post-copy dump, sometimes unlocks under another run id (its restore log then
+    says "delete table inet CRIU-...: No such file or directory"); the pod runs but every packet
+    to it is dropped. Called once CRIU has reported the pod restored.
+    """
+    with linux.inside_netns(netns):
+        nft = NFTables(nfgen_family=NFPROTO_INET)
+    try:
+        names = [t.get_attr("NFTA_TABLE_NAME") for t in nft.get_tables()]
+        stale = [n for n in names if n and n.startswith("CRIU-")]
+        for name in stale:
+            nft.table("del", name=name)
+        return stale
+    finally:
+        nft.close()
 
 
 def _arp_frame(mac: str, ip: str, operation: int) -> bytes:

@@ -18,7 +18,7 @@ from ansible_collections.autopod.autopod.plugins.module_utils import cgroups, li
 from ansible_collections.autopod.autopod.plugins.module_utils.errors import AutopodError
 from ansible_collections.autopod.autopod.plugins.module_utils.pod import PodSpec, validate_name
 from ansible_collections.autopod.autopod.plugins.module_utils.store import (
-    CHECKPOINTED, RUNNING, STOPPED, Manifest, PodStore)
+    CHECKPOINTED, RUNNING, STOPPED, Manifest, PodStore, make_private_dir)
 from ansible_collections.autopod.autopod.plugins.module_utils.timing import Stopwatch
 
 SUPERVISOR_EXIT_TIMEOUT = 5.0
@@ -61,16 +61,19 @@ def release(spec: PodSpec) -> None:
 
 
 def start_supervised(store: PodStore, manifest: Manifest, start, watch: Optional[Stopwatch] = None,
-                     after_report=None) -> Dict[str, int]:
-    """Build the pod's identity, then let a new supervisor run `start(netns_path, cgroup_procs)`.
-
-    On failure, the identity is released again and the error is raised.
+                     after_report=None, identity_prepared: bool = False) -> Dict[str, int]:
+    """Build the pod's identity (or activate one prepared before), then let a new supervisor run
+    `start(netns_path, cgroup_procs)`. On failure, the identity is released again and the error is raised.
     """
     spec = manifest.spec
     watch = watch or Stopwatch()
     try:
-        network.build_identity(spec)
+        if identity_prepared:
+            network.activate(spec)
+        else:
+            network.build_identity(spec)
         procs = cgroups.create(spec.name, spec.memory_max)
+        make_private_dir(store.pod_dir(spec.name))
         exit_path = store.exit_path(spec.name)
         if os.path.exists(exit_path):
             os.unlink(exit_path)
@@ -227,6 +230,8 @@ class Pods:
         state = manifest.state()
         facts = describe_spec(manifest.spec)
         facts.update({
+            "definition": manifest.spec.to_dict(),
+            "home": manifest.home,
             "state": state,
             "generation": manifest.generation,
             "init_pid": manifest.init_pid if state == RUNNING else None,

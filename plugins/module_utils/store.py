@@ -52,6 +52,7 @@ class Manifest:
     checkpoint: Dict[str, Any] = field(default_factory=dict)
     created_at: float = field(default_factory=time.time)
     started_at: Optional[float] = None
+    home: Optional[str] = None  # the host the pod belongs on, when it visits another
 
     @property
     def name(self) -> str:
