@@ -59,7 +59,7 @@ def _publish(tmp: str, image_dir: str) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def read_image_meta(image_dir: str, lazy: bool = False) -> Dict[str, Any]:
+def read_image_meta(image_dir: str) -> Dict[str, Any]:
     meta_path = os.path.join(image_dir, POD_META)
     if not os.path.isdir(image_dir):
         raise AutopodError("no checkpoint image at %s" % image_dir)
@@ -71,7 +71,7 @@ def read_image_meta(image_dir: str, lazy: bool = False) -> Dict[str, Any]:
             meta = json.load(handle)
     except ValueError as exc:
         raise AutopodError("the checkpoint image at %s is damaged: %s unreadable (%s)" % (image_dir, POD_META, exc))
-    damaged = damaged_pages(image_dir, lazy)
+    damaged = damaged_pages(image_dir)
     if damaged:
         raise AutopodError("the checkpoint image at %s is damaged (truncated or altered): %s"
                            % (image_dir, "; ".join(damaged)))

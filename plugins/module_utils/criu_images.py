@@ -92,37 +92,39 @@ def _first_entry(raw: bytes) -> bytes:
     return _entries(raw)[0]
 
 
-def pagemap_pages(raw: bytes, lazy: bool = False) -> Tuple[int, int]:
-    """(pages_id, number of pages this pagemap expects in pages-<pages_id>.img).
+def _pagemap_ranges(raw: bytes) -> Tuple[int, List[Tuple[int, int]]]:
+    """(pages_id, [(flags, number of pages)]) of a pagemap image.
 
     The first entry names the pages file; each further entry is a range of pages
     (images/pagemap.proto: vaddr=1, nr_pages=2, in_parent=3, flags=4; CRIU 4
-    writes the page count as a 64-bit field 5 and leaves field 2 at 0). Ranges
-    in a parent image are not in this one, and with a lazy (post-copy) dump
-    neither are the ranges flagged lazy: those travel over the network.
+    writes the page count as a 64-bit field 5 and leaves field 2 at 0).
     """
     entries = _entries(raw)
     head = _message(entries[0])
-    skip = PE_PARENT | (PE_LAZY if lazy else 0)
-    stored = 0
+    ranges = []
     for entry in entries[1:]:
         fields = _message(entry)
         flags = fields.get(4, PE_PARENT if fields.get(3) else PE_PRESENT)
-        if flags & PE_PRESENT and not flags & skip:
-            stored += fields.get(5, fields.get(2, 0))
-    return head.get(1, 0), stored
+        ranges.append((flags, fields.get(5, fields.get(2, 0))))
+    return head.get(1, 0), ranges
+
+
+def pagemap_pages(raw: bytes) -> Tuple[int, int]:
+    """(pages_id, number of pages this pagemap expects in pages-<pages_id>.img): the ranges
+    flagged present and not in a parent image. A post-copy dump flags the ranges it leaves for
+    the page server lazy only, so they are not counted."""
+    pages_id, ranges = _pagemap_ranges(raw)
+    return pages_id, sum(n for flags, n in ranges if flags & PE_PRESENT and not flags & PE_PARENT)
 
 
 def lazy_pages(image_dir: str) -> int:
-    """How many pages a post-copy dump left to be fetched on demand (present, not in a parent, lazy)."""
+    """How many pages a post-copy dump left to be fetched on demand (flagged lazy, not present)."""
     total = 0
     for name in os.listdir(image_dir):
         if name.startswith("pagemap-") and name.endswith(".img"):
             with open(os.path.join(image_dir, name), "rb") as handle:
-                _pages_id, everything = pagemap_pages(handle.read())
-                handle.seek(0)
-                _pages_id, stored = pagemap_pages(handle.read(), lazy=True)
-            total += everything - stored
+                _pages_id, ranges = _pagemap_ranges(handle.read())
+            total += sum(n for flags, n in ranges if flags & PE_LAZY and not flags & PE_PRESENT)
     return total
 
 
@@ -143,7 +145,7 @@ def parse_stats(raw: bytes) -> Dict[str, Any]:
     return result
 
 
-def damaged_pages(image_dir: str, lazy: bool = False) -> List[str]:
+def damaged_pages(image_dir: str) -> List[str]:
     """Pages files shorter or longer than their pagemaps say.
 
     CRIU's restorer retries a short read of a pages file forever (preadv returns
@@ -155,7 +157,7 @@ def damaged_pages(image_dir: str, lazy: bool = False) -> List[str]:
             continue
         with open(os.path.join(image_dir, name), "rb") as handle:
             try:
-                pages_id, pages = pagemap_pages(handle.read(), lazy)
+                pages_id, pages = pagemap_pages(handle.read())
             except ImageFormatError as exc:
                 problems.append("%s is unreadable (%s)" % (name, exc))
                 continue

@@ -31,7 +31,6 @@ import secrets
 import shutil
 import socket
 import subprocess
-import threading
 import time
 from typing import Any, Dict, Optional, Tuple
 
@@ -295,13 +294,9 @@ class _ReceiverSession:
 
     def _start_page_server(self, channel: transfer.Channel) -> None:
         port = _free_port(self.address)
-        work = self.image_dir + ".work"
-        make_private_dir(work)
-        with criu_driver.private_umask():
-            self.page_server = subprocess.Popen(
-                criu_driver.page_server_argv(self.criu.path, self.image_dir, work, (self.address, port)),
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        _wait_listening(self.address, port, self.page_server)
+        work = make_private_dir(self.image_dir + ".work")
+        argv = criu_driver.page_server_argv(self.criu.path, self.image_dir, work, (self.address, port))
+        self.page_server = _start_when_ready(argv, os.path.join(work, "page-server.log"), "page-server")
         channel.send({"type": "page_server_ready", "port": port})
 
     def _receive_images(self, channel: transfer.Channel) -> None:
@@ -313,7 +308,7 @@ class _ReceiverSession:
 
     def _restore(self, channel: transfer.Channel, message: Dict[str, Any]) -> None:
         watch = Stopwatch()
-        meta = read_image_meta(self.image_dir, lazy=bool(message.get("lazy_source")))
+        meta = read_image_meta(self.image_dir)
         tcp = bool(meta.get("tcp_established", True))
         manifest = Manifest(spec=self.spec, generation=int(meta.get("generation", 0)), home=self.home)
         work = self.store.work_dir(self.spec.name)
@@ -350,35 +345,27 @@ class _ReceiverSession:
         self._log("receiver done (restored: %s)" % self.restored)
 
 
-def _wait_listening(address: str, port: int, process: subprocess.Popen, timeout: float = 10.0) -> None:
-    """Wait until `process` accepts connections on (address, port)."""
-    deadline = time.monotonic() + timeout
-    pause = threading.Event()
-    while True:
-        if process.poll() is not None:
-            raise AutopodError("criu exited (%d) before it listened on port %d" % (process.returncode, port))
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-            if probe.connect_ex((address, port)) == 0:
-                return
-        if time.monotonic() > deadline:
-            raise AutopodError("criu did not listen on port %d within %.0fs" % (port, timeout))
-        pause.wait(0.005)
+def _start_when_ready(argv, log: str, what: str) -> subprocess.Popen:
+    """Start a CRIU daemon and wait until it says, through --status-fd, that it is ready.
 
-
-def _start_lazy_pages(criu: criu_driver.Criu, image_dir: str, work: str, source: Tuple[str, int]) -> subprocess.Popen:
-    """Start `criu lazy-pages` and wait until restore can talk to it (its --status-fd says so)."""
+    (Probing a page server's port instead would use up the one connection it accepts.)
+    """
     read_fd, write_fd = os.pipe()
-    argv = criu_driver.lazy_pages_argv(criu.path, image_dir, work, source) + ["--status-fd", str(write_fd)]
     with criu_driver.private_umask():
-        process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL, pass_fds=(write_fd,))
+        process = subprocess.Popen(argv + ["--status-fd", str(write_fd)], stdin=subprocess.DEVNULL,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, pass_fds=(write_fd,))
     os.close(write_fd)
     with os.fdopen(read_fd, "rb") as status:
         if not status.read(1):
             process.wait()
-            raise AutopodError("criu lazy-pages did not start (%s)" % criu_driver.log_errors(
-                os.path.join(work, "lazy-pages.log")))
+            raise AutopodError("criu %s did not start (%s)" % (what, criu_driver.log_errors(log)))
     return process
+
+
+def _start_lazy_pages(criu: criu_driver.Criu, image_dir: str, work: str, source: Tuple[str, int]) -> subprocess.Popen:
+    """Start `criu lazy-pages`, ready for the restore to talk to it."""
+    return _start_when_ready(criu_driver.lazy_pages_argv(criu.path, image_dir, work, source),
+                             os.path.join(work, "lazy-pages.log"), "lazy-pages")
 
 
 # ------------------------------------------------------------------ source
@@ -625,5 +612,3 @@ class _SourceSession:
         release(self.spec)
         shutil.rmtree(self.image_dir, ignore_errors=True)
         self.store.remove(self.spec.name)
-
-

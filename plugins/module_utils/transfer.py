@@ -35,7 +35,10 @@ Fingerprint = Tuple[int, int, int]  # (mode, size, mtime_ns)
 
 class RemoteError(AutopodError):
     """The other host reported a failure (as opposed to the connection breaking)."""
+
+
 _HEADER = struct.Struct("!I")
+MTIME_NS = "AUTOPOD.mtime_ns"
 # Members are checked by _check_member; Python 3.12+ would otherwise warn about, and 3.14 change,
 # its default extraction filter.
 _TRUSTED = {"filter": "fully_trusted"} if hasattr(tarfile, "fully_trusted_filter") else {}
@@ -90,7 +93,14 @@ class Channel:
         chunks = _ChunkWriter(self.writer)
         with tarfile.open(fileobj=chunks, mode="w|", format=tarfile.PAX_FORMAT) as archive:
             for name in names:
-                archive.add(os.path.join(base, name), arcname=name, recursive=False)
+                path = os.path.join(base, name)
+                info = archive.gettarinfo(path, arcname=name)
+                info.pax_headers[MTIME_NS] = str(os.lstat(path).st_mtime_ns)
+                if info.isfile():
+                    with open(path, "rb") as content:
+                        archive.addfile(info, content)
+                else:
+                    archive.addfile(info)
         chunks.close()
         self.writer.flush()
         self.sent += chunks.count
@@ -103,6 +113,8 @@ class Channel:
             for member in archive:
                 _check_member(base, member)
                 archive.extract(member, base, set_attrs=True, numeric_owner=True, **_TRUSTED)
+                if member.isfile():
+                    _exact_mtime(os.path.join(base, member.name), member)
         chunks.drain()
         self.received += chunks.count
         return chunks.count
@@ -173,6 +185,14 @@ class _ChunkReader:
         while not self.ended:
             self._next()
         self.buffer = b""
+
+
+def _exact_mtime(path: str, member: tarfile.TarInfo) -> None:
+    """tarfile keeps times as floats, which lose nanoseconds; the next delta compares them exactly,
+    so the sender puts them in a PAX header of their own."""
+    if MTIME_NS in member.pax_headers:
+        nanoseconds = int(member.pax_headers[MTIME_NS])
+        os.utime(path, ns=(nanoseconds, nanoseconds))
 
 
 def _check_member(base: str, member: tarfile.TarInfo) -> None:

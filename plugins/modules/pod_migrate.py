@@ -56,7 +56,6 @@ options:
     description: The receiver's one-time token.
     type: str
     required: true
-    no_log: true
   storage:
     description: V(copy) or V(shared), as given to M(autopod.autopod.pod_receive).
     type: str

@@ -40,7 +40,7 @@ extends_documentation_fragment:
   - autopod.autopod.common.CRIU
 options:
   definition:
-    description: The pod's definition, as M(autopod.autopod.pod_info) returns it on the source (RV(pods[].definition)).
+    description: The pod's definition, as M(autopod.autopod.pod_info) returns it on the source (its C(definition)).
     type: dict
     required: true
   storage:

@@ -98,10 +98,12 @@ def test_pagemap_from_real_image_counts_the_pages_file():
     assert (pages_id, pages * criu_images.PAGE_SIZE) == (1, 3485696)
 
 
-def test_lazy_pagemaps_leave_lazy_ranges_out():
-    _pages_id, lazy = criu_images.pagemap_pages(fixture("pagemap-4.2.1.img", "rb"), lazy=True)
-    _pages_id, full = criu_images.pagemap_pages(fixture("pagemap-4.2.1.img", "rb"))
-    assert 0 < lazy < full
+def test_a_post_copy_pagemap_counts_only_present_pages_and_knows_the_lazy_ones(tmp_path):
+    assert criu_images.pagemap_pages(fixture("pagemap-lazy-4.2.1.img", "rb")) == (1, 8)
+    (tmp_path / "pagemap-1.img").write_bytes(fixture("pagemap-lazy-4.2.1.img", "rb"))
+    assert criu_images.lazy_pages(str(tmp_path)) == 2122
+    (tmp_path / "pagemap-1.img").write_bytes(fixture("pagemap-4.2.1.img", "rb"))
+    assert criu_images.lazy_pages(str(tmp_path)) == 0  # a plain dump: lazy-capable ranges are in the file
 
 
 def test_damaged_pages_are_found(tmp_path):

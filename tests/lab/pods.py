@@ -1,0 +1,91 @@
+"""Pods in the lab, for the lab tests: placing them, moving them, and clients that watch them."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from typing import Any, Dict, List
+
+from lab import topology as topo
+from tests.support.ansible_cli import module
+from workloads.rootfs import build_rootfs
+from workloads.stream_client import StreamClient
+
+PODS_DIR = "/var/lib/autopod-pods"  # per-host storage, in each host's own root
+SHARED_PODS = topo.SHARED_DIR + "/pods"
+CRIU = "/usr/local/sbin/criu"
+IMAGES = "/run/autopod"  # tmpfs on every lab host
+
+
+def base_rootfs() -> str:
+    """The counter rootfs, built once where every lab host sees it (the shared directory)."""
+    path = os.path.join(topo.shared_source(), "base-rootfs")
+    if not os.path.exists(os.path.join(path, "bin", "counter")):
+        build_rootfs(path)
+    return topo.SHARED_DIR + "/base-rootfs"
+
+
+def shell(inventory: str, host: str, command: str) -> Dict[str, Any]:
+    result = module("ansible.builtin.shell", {"_raw_params": command}, host=host, inventory=inventory)
+    assert result.get("rc") == 0, result
+    return result
+
+
+def place(inventory: str, host: str, name: str, offset: int, mib: int = 16, storage: str = "copy",
+          mounts: List[Dict[str, Any]] = ()) -> Dict[str, Any]:
+    """Create a counter pod on `host` with address pod_ip(offset); its rootfs is its own, or shared."""
+    if storage == "shared":
+        rootfs = os.path.join(SHARED_PODS, name)
+        machine_path = os.path.join(topo.shared_source(), "pods", name)
+        shutil.rmtree(machine_path, ignore_errors=True)
+        shutil.copytree(os.path.join(topo.shared_source(), "base-rootfs"), machine_path, symlinks=True)
+    else:
+        rootfs = os.path.join(PODS_DIR, name)
+        shell(inventory, host, "rm -rf %s && mkdir -p %s && cp -a %s %s" % (rootfs, PODS_DIR, base_rootfs(), rootfs))
+    created = module("pod_create", {"name": name, "rootfs": rootfs, "mounts": list(mounts),
+                                    "command": ["/bin/counter", "7000", str(mib), "10"],
+                                    "network": {"address": "%s/%d" % (topo.pod_ip(offset), topo.PREFIXLEN),
+                                                "bridge": topo.HOST_BRIDGE}},
+                     host=host, inventory=inventory)
+    assert created.get("changed") and created["pod"]["state"] == "running", created
+    return created
+
+
+def client(offset: int) -> StreamClient:
+    """A TCP client of pod_ip(offset), on the lab's client host (its own namespace on the lab switch)."""
+    return StreamClient(topo.pod_ip(offset), 7000, netns_path=topo.netns_path(topo.CLIENT_NETNS), timeout=30)
+
+
+def move(inventory: str, name: str, source: str, destination: str, storage: str = "copy",
+         strategy: str = "auto") -> Dict[str, Any]:
+    """pod_info on the source, pod_receive on the destination, pod_migrate on the source; the last result."""
+    info = module("pod_info", {"name": name}, host=source, inventory=inventory)
+    assert info["pods"], "pod %s is not on %s" % (name, source)
+    address = topo.host_ip(int(destination[len("lab"):]))
+    receiver = module("pod_receive", {"definition": info["pods"][0]["definition"], "storage": storage,
+                                      "listen": address, "image_dir": "%s/incoming/%s" % (IMAGES, name),
+                                      "criu_path": CRIU, "home": source},
+                      host=destination, inventory=inventory)
+    if receiver.get("failed"):
+        return receiver
+    return module("pod_migrate", {"name": name, "destination": receiver["address"], "port": receiver["port"],
+                                  "token": receiver["token"], "storage": storage, "strategy": strategy,
+                                  "image_dir": "%s/outgoing/%s" % (IMAGES, name), "criu_path": CRIU},
+                  host=source, inventory=inventory)
+
+
+def where(inventory: str, name: str, hosts: List[str]) -> Dict[str, str]:
+    """The state of pod `name` on each host that knows it."""
+    found = {}
+    for host in hosts:
+        for pod in module("pod_info", {}, host=host, inventory=inventory)["pods"]:
+            if pod["name"] == name:
+                found[host] = pod["state"]
+    return found
+
+
+def remove_everywhere(inventory: str, hosts: List[str]) -> None:
+    for host in hosts:
+        for pod in module("pod_info", {}, host=host, inventory=inventory).get("pods", []):
+            module("pod_create", {"name": pod["name"], "state": "absent", "stop_timeout": 0},
+                   host=host, inventory=inventory)

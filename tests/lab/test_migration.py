@@ -1,0 +1,148 @@
+"""Pods moving between lab hosts with their memory, address and TCP connections; nothing mocked.
+
+A client on its own host on the lab switch reads the pod's numbered stream throughout and checks
+for resets, gaps and repeats; the workload recomputes its memory after every move.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from lab import control
+from lab import topology as topo
+from tests.lab import pods
+from tests.support.ansible_cli import module, playbook
+
+
+@pytest.fixture
+def clean(lab, hosts):
+    yield
+    pods.remove_everywhere(lab, hosts)
+
+
+def assert_unbroken(watcher, after_lines=30):
+    watcher.wait_lines(after_lines)
+    report = watcher.report()
+    assert report["error"] is None and not report["closed_by_peer"], report
+    assert report["gaps"] == [] and report["repeats"] == [] and report["counter_regressions"] == [], report
+    assert watcher.verify().startswith("verify ok"), "the pod's memory must arrive intact"
+    return report
+
+
+def test_there_and_back_with_the_connection_open(lab, clean):
+    pods.place(lab, "lab1", "mv-web", 0)
+    watcher = pods.client(0)
+    try:
+        watcher.wait_lines(20)
+        pauses = []
+        for source, destination in (("lab1", "lab2"), ("lab2", "lab1")):
+            watcher.reset_pause_clock()
+            moved = pods.move(lab, "mv-web", source, destination)
+            assert moved.get("changed"), moved
+            assert moved["strategy"] == "post-copy" and moved["bytes"]["pages"] > 15 * 2**20
+            report = assert_unbroken(watcher)
+            pauses.append(report["max_pause_ms"])
+            assert pods.where(lab, "mv-web", ["lab1", "lab2"]) == {destination: "running"}
+        second = moved["bytes"]["rootfs"]
+        assert second < 200 * 1024, "on the way back only what changed travels (%d bytes)" % second
+        print("longest pauses seen by the client: %s ms" % pauses)
+    finally:
+        watcher.close()
+
+
+def test_shared_storage_moves_only_images(lab, clean):
+    pods.place(lab, "lab1", "mv-shared", 1, storage="shared")
+    watcher = pods.client(1)
+    try:
+        watcher.wait_lines(20)
+        moved = pods.move(lab, "mv-shared", "lab1", "lab2", storage="shared")
+        assert moved.get("changed"), moved
+        assert moved["bytes"]["rootfs"] == 0 and moved["storage"] == "shared"
+        assert_unbroken(watcher)
+    finally:
+        watcher.close()
+
+
+def test_stop_and_copy(lab, clean):
+    pods.place(lab, "lab1", "mv-stop", 2)
+    watcher = pods.client(2)
+    try:
+        watcher.wait_lines(20)
+        moved = pods.move(lab, "mv-stop", "lab1", "lab2", strategy="stop-and-copy")
+        assert moved.get("changed") and moved["strategy"] == "stop-and-copy", moved
+        assert moved["bytes"]["pages"] > 15 * 2**20
+        assert_unbroken(watcher)
+    finally:
+        watcher.close()
+
+
+def test_a_refused_destination_leaves_the_pod_running(lab, clean):
+    pods.place(lab, "lab1", "mv-refused", 3)
+    watcher = pods.client(3)
+    address = topo.pod_ip(3)
+    try:
+        watcher.wait_lines(10)
+        pods.shell(lab, "lab2", "ip addr add %s/32 dev lo" % address)  # somebody on lab2 has the address
+        refused = pods.move(lab, "mv-refused", "lab1", "lab2")
+        assert refused["failed"] and "address %s is already used on this host" % address in refused["msg"]
+        assert pods.where(lab, "mv-refused", ["lab1", "lab2"]) == {"lab1": "running"}
+        assert_unbroken(watcher, 10)
+    finally:
+        pods.shell(lab, "lab2", "ip addr del %s/32 dev lo || true" % address)
+        watcher.close()
+
+
+def test_a_failed_restore_falls_back_to_the_source(lab, clean):
+    # The pod has a host directory bind-mounted at /data; on lab2 the same path is a file, which
+    # passes the destination's checks (it exists) but makes CRIU's restore fail to mount it.
+    pods.shell(lab, "lab1", "mkdir -p /srv/pod-data")
+    pods.shell(lab, "lab2", "rm -rf /srv/pod-data && touch /srv/pod-data")
+    pods.place(lab, "lab1", "mv-back", 4, mounts=[{"source": "/srv/pod-data", "target": "/data"}])
+    watcher = pods.client(4)
+    try:
+        watcher.wait_lines(20)
+        failed = pods.move(lab, "mv-back", "lab1", "lab2")
+        assert failed["failed"], failed
+        assert "restore on the destination failed" in failed["msg"], failed["msg"]
+        assert "the pod was restored here from the same images and runs as before" in failed["msg"]
+        assert pods.where(lab, "mv-back", ["lab1", "lab2"]) == {"lab1": "running"}
+        assert_unbroken(watcher)
+    finally:
+        watcher.close()
+        pods.shell(lab, "lab2", "rm -f /srv/pod-data")
+
+
+def test_a_reboot_kills_the_pods_left_on_a_host(lab, clean):
+    """The reason for evacuating: a lab host's reboot ends everything on it, as a real reboot does."""
+    pods.place(lab, "lab2", "mv-stays", 5)
+    watcher = pods.client(5)
+    try:
+        watcher.wait_lines(10)
+        before = control.boot_id("lab2")
+        control.reboot("lab2")
+        assert control.boot_id("lab2") != before
+        with pytest.raises((ConnectionError, TimeoutError)):
+            watcher.wait_lines(1000, timeout=5)
+        info = module("autopod.autopod.pod_info", {"name": "mv-stays"}, host="lab2", inventory=lab)["pods"][0]
+        assert info["state"] == "stopped", info
+    finally:
+        watcher.close()
+
+
+def test_the_move_pod_playbook(lab, clean):
+    """The documented one-command way to move a pod."""
+    pods.place(lab, "lab1", "mv-play", 6)
+    watcher = pods.client(6)
+    try:
+        watcher.wait_lines(10)
+        run = playbook(os.path.join(pods.topo.ROOT, "playbooks", "move_pod.yml"),
+                       {"pod": "mv-play", "from": "lab1", "to": "lab3", "image_dir": pods.IMAGES,
+                        "criu_path": pods.CRIU}, inventory=lab)
+        assert run.returncode == 0, run.stdout
+        assert "mv-play moved to lab3 by post-copy" in run.stdout
+        assert pods.where(lab, "mv-play", ["lab1", "lab3"]) == {"lab3": "running"}
+        assert_unbroken(watcher)
+    finally:
+        watcher.close()
