@@ -62,7 +62,9 @@ def write_inventory(hosts: List[str]) -> str:
               "ansible_python_interpreter=%s" % topo.python(),
               "autopod_bridge=%s" % topo.HOST_BRIDGE,
               "autopod_reboot_command=%s" % topo.REBOOT_COMMAND,
-              "autopod_boot_time_command=cat %s" % topo.BOOT_ID_FILE, ""]
+              "autopod_boot_time_command=cat %s" % topo.BOOT_ID_FILE,
+              "autopod_image_dir=/run/autopod",
+              "autopod_criu_path=/usr/local/sbin/criu", ""]
     with open(topo.inventory_path(), "w") as handle:
         handle.write("\n".join(lines))
     return topo.inventory_path()
@@ -185,6 +187,19 @@ def down() -> None:
     if os.path.isdir(topo.LAB_ROOT):
         linux.unmount_under(topo.LAB_ROOT)
     shutil.rmtree(topo.LAB_ROOT, ignore_errors=True)
+
+
+def hold(host: str) -> None:
+    """Make `host` stay down at its next reboot, as a machine that does not come back."""
+    open(lab_host.hold_file(host), "w").close()
+
+
+def release(host: str) -> None:
+    """Let a held host boot again; returns once it answers on SSH."""
+    index = _hosts_in_state().index(host) + 1
+    if os.path.exists(lab_host.hold_file(host)):
+        os.unlink(lab_host.hold_file(host))
+    ssh_ready(index)
 
 
 def reboot(host: str, wait: bool = True) -> str:

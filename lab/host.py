@@ -16,6 +16,7 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 import uuid
 from typing import List, Tuple
@@ -190,6 +191,19 @@ def _boot(host: str) -> int:
         return int(reader.read() or 0)
 
 
+def hold_file(host: str) -> str:
+    return os.path.join(topo.host_dir(host), "hold")
+
+
+def _wait_while_held(host: str) -> None:
+    """A host with a hold file does not come back from its reboot until the file goes (a test's broken host)."""
+    pause = threading.Event()
+    if os.path.exists(hold_file(host)):
+        _log(host, "held down")
+    while os.path.exists(hold_file(host)):
+        pause.wait(0.2)
+
+
 def keep(host: str) -> None:
     """The keeper: boot the host, wait for its init, boot it again after a reboot. Runs as a daemon."""
     linux.prctl(linux.PR_SET_CHILD_SUBREAPER, 1)
@@ -208,6 +222,7 @@ def keep(host: str) -> None:
         if code != topo.REBOOT_EXIT:
             os.unlink(state_file)
             return
+        _wait_while_held(host)
 
 
 def spawn_keeper(host: str) -> int:

@@ -105,7 +105,9 @@ class Pods:
 
     def _start(self, manifest: Manifest) -> None:
         spec = manifest.spec
-        start_supervised(self.store, manifest, lambda netns, procs: sandbox.launch(spec, netns, procs))
+        # Announce the address, as an interface coming up does: it may have had another MAC before.
+        start_supervised(self.store, manifest, lambda netns, procs: sandbox.launch(spec, netns, procs),
+                         after_report=lambda: network.announce(spec))
 
     def _stop(self, manifest: Manifest, timeout: float) -> str:
         how = "already-stopped"

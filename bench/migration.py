@@ -1,0 +1,192 @@
+"""Benchmark: moving a pod between two lab hosts, against Podman's checkpoint --export / restore --import.
+
+For each memory size (the counter workload touches it once, then leaves it idle) and each strategy
+(post-copy, stop-and-copy), the pod moves lab1 -> lab2 -> lab1 ... RUNS times after one warm-up
+move, with copy storage and images on tmpfs. A TCP client on the lab's client host reads the
+pod's stream throughout; after every move the stream is checked for gaps and the workload
+recomputes its memory. Medians of: the longest pause the client saw, the time the pod was frozen
+(from the dump's start until it ran on the destination), bytes sent between the hosts, and the
+end-to-end time of the move (pod_receive plus pod_migrate, which returns once every page is across).
+
+In the same run, the baseline: the same workload in a Podman container on this machine, checkpointed
+with `podman container checkpoint --export` and restored with `podman container restore --import`
+(on the same host, so no copy between hosts is even counted), TCP connections kept; the client
+reads it over Podman's bridge.
+
+Run as root after scripts/setup.sh:  .venv/bin/python bench/migration.py [--runs 5] [--sizes 16,256,1024]
+It installs podman and runc from Debian if missing and writes /etc/containers/containers.conf as
+DESIGN.md describes (runc, cgroupfs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path[:0] = [ROOT, os.path.join(ROOT, ".collections")]
+
+from lab import control  # noqa: E402
+from lab import topology as topo  # noqa: E402
+from tests.lab import pods  # noqa: E402
+from tests.support.cleanup import adopt_orphans, reap_orphans  # noqa: E402
+from workloads.stream_client import StreamClient  # noqa: E402
+
+CONTAINERS_CONF = """[containers]
+default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+"""
+
+
+def _medians(rows):
+    return {key: round(statistics.median(r[key] for r in rows), 1) for key in rows[0]}
+
+
+def measure_moves(inventory: str, mib: int, strategy: str, runs: int) -> dict:
+    name = "bench-%d-%s" % (mib, strategy[:4])
+    pods.place(inventory, "lab1", name, 10, mib=mib)
+    watcher = pods.client(10)
+    rows, here, there = [], "lab1", "lab2"
+    try:
+        watcher.wait_lines(10, timeout=120)
+        for attempt in range(runs + 1):
+            watcher.reset_pause_clock()
+            start = time.monotonic()
+            moved = pods.move(inventory, name, here, there, strategy=strategy)
+            end_to_end = (time.monotonic() - start) * 1000
+            assert moved.get("changed"), moved
+            watcher.wait_lines(20, timeout=60)
+            verdict = watcher.verify(timeout=120)
+            report = watcher.report()
+            assert verdict.startswith("verify ok") and not report["gaps"] and not report["error"], (verdict, report)
+            here, there = there, here
+            if attempt:  # the first move warms the VM's memory up
+                rows.append({"client_pause_ms": report["max_pause_ms"], "frozen_ms": moved["frozen_ms"],
+                             "bytes_between_hosts": moved["bytes"]["total"], "end_to_end_ms": end_to_end,
+                             "migrate_module_ms": moved["timings"]["total_ms"]})
+    finally:
+        watcher.close()
+        pods.remove_everywhere(inventory, ["lab1", "lab2"])
+    return dict(_medians(rows), runs=len(rows))
+
+
+def _podman(*args: str) -> str:
+    return subprocess.run(["podman"] + list(args), check=True, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, universal_newlines=True).stdout.strip()
+
+
+def prepare_podman(rootfs: str) -> None:
+    if not shutil.which("podman") or not shutil.which("runc"):
+        subprocess.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", "podman", "runc"], check=True,
+                       env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
+    os.makedirs("/etc/containers", exist_ok=True)
+    with open("/etc/containers/containers.conf", "w") as handle:
+        handle.write(CONTAINERS_CONF)
+    tar = subprocess.Popen(["tar", "-C", rootfs, "-c", "."], stdout=subprocess.PIPE)
+    subprocess.run(["podman", "import", "-", "localhost/autopod-counter"], stdin=tar.stdout, check=True,
+                   stdout=subprocess.DEVNULL)
+    tar.wait()
+
+
+def measure_podman(mib: int, runs: int) -> dict:
+    name = "autopod-bench-%d" % mib
+    subprocess.run(["podman", "rm", "-f", name], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    _podman("run", "-d", "--name", name, "localhost/autopod-counter", "/bin/counter", "7000", str(mib), "10")
+    address = _podman("inspect", name, "--format", "{{.NetworkSettings.IPAddress}}")
+    watcher = StreamClient(address, 7000, timeout=120)
+    archive = os.path.join(tempfile.mkdtemp(prefix="autopod-podman-"), "checkpoint.tar.zst")
+    rows = []
+    try:
+        watcher.wait_lines(10, timeout=120)
+        for attempt in range(runs + 1):
+            watcher.reset_pause_clock()
+            start = time.monotonic()
+            _podman("container", "checkpoint", "--tcp-established", "--export", archive, name)
+            checkpointed = time.monotonic()
+            _podman("rm", name)
+            _podman("container", "restore", "--tcp-established", "--import", archive)
+            restored = time.monotonic()
+            watcher.wait_lines(20, timeout=120)
+            verdict = watcher.verify(timeout=120)
+            report = watcher.report()
+            assert verdict.startswith("verify ok") and not report["gaps"] and not report["error"], (verdict, report)
+            if attempt:
+                rows.append({"client_pause_ms": report["max_pause_ms"],
+                             "checkpoint_export_ms": (checkpointed - start) * 1000,
+                             "restore_import_ms": (restored - checkpointed) * 1000,
+                             "end_to_end_ms": (restored - start) * 1000,
+                             "archive_bytes": os.path.getsize(archive)})
+            os.unlink(archive)
+    finally:
+        watcher.close()
+        subprocess.run(["podman", "rm", "-f", name], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                       check=False)
+        shutil.rmtree(os.path.dirname(archive), ignore_errors=True)
+    return dict(_medians(rows), runs=len(rows))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--sizes", default="16,256,1024", help="MiB, comma separated")
+    parser.add_argument("--strategies", default="post-copy,stop-and-copy")
+    parser.add_argument("--no-podman", action="store_true")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("run as root")
+    adopt_orphans()
+    control.down()
+    inventory = control.up(2)
+    results = {"machine": {"kernel": os.uname().release, "cpus": os.cpu_count(), "images": "tmpfs",
+                           "storage": "copy", "lab_hosts": 2}, "autopod": {}, "podman": {}}
+    try:
+        pods.base_rootfs()
+        for mib in (int(s) for s in args.sizes.split(",")):
+            for strategy in args.strategies.split(","):
+                results["autopod"]["%d MiB %s" % (mib, strategy)] = measure_moves(inventory, mib, strategy, args.runs)
+                reap_orphans()
+        if not args.no_podman:
+            prepare_podman(os.path.join(topo.shared_source(), "base-rootfs"))
+            for mib in (int(s) for s in args.sizes.split(",")):
+                results["podman"]["%d MiB" % mib] = measure_podman(mib, args.runs)
+    finally:
+        control.down()
+        reap_orphans()
+    print_tables(results)
+    print(json.dumps(results, indent=1))
+
+
+def print_tables(results: dict) -> None:
+    print("| AutoPod move (lab1 <-> lab2) | client's longest pause ms | frozen ms | MiB between hosts "
+          "| pod_migrate ms | end-to-end ms (3 Ansible tasks) | Podman export+import pause ms "
+          "| Podman / AutoPod pause |")
+    print("|---|---|---|---|---|---|---|---|")
+    for case, r in results["autopod"].items():
+        podman = results["podman"].get(" ".join(case.split()[:2]), {})
+        pause = podman.get("client_pause_ms")
+        print("| %s | %.0f | %.0f | %.1f | %.0f | %.0f | %s | %s |" % (
+            case, r["client_pause_ms"], r["frozen_ms"], r["bytes_between_hosts"] / 2**20, r["migrate_module_ms"],
+            r["end_to_end_ms"],
+            "%.0f" % pause if pause else "-", "%.1fx" % (pause / r["client_pause_ms"]) if pause else "-"))
+    if results["podman"]:
+        print()
+        print("| Podman (same host) | client's longest pause ms | checkpoint --export ms | restore --import ms "
+              "| archive MiB |")
+        print("|---|---|---|---|---|")
+        for case, r in results["podman"].items():
+            print("| %s | %.0f | %.0f | %.0f | %.1f |" % (case, r["client_pause_ms"], r["checkpoint_export_ms"],
+                                                       r["restore_import_ms"], r["archive_bytes"] / 2**20))
+
+
+if __name__ == "__main__":
+    main()

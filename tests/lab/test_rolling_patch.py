@@ -1,0 +1,140 @@
+"""playbooks/rolling_patch.yml on three lab hosts over SSH: evacuate, patch, reboot, return.
+
+Each lab host has the lab repository's autopod-demo-kernel 1.0 installed; 1.1 is published as a
+security update whose maintainer script asks for a reboot, as Debian's kernel packages do. Pods
+run on every host, each watched by a client on the lab's client host.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from lab import aptrepo, control
+from lab import topology as topo
+from tests.lab import pods
+from tests.support.ansible_cli import ROOT, module, playbook
+
+KERNEL_1 = aptrepo.Package("autopod-demo-kernel", "1.0", "autopod-lab-security", needs_reboot=True)
+KERNEL_2 = aptrepo.Package("autopod-demo-kernel", "1.1", "autopod-lab-security", needs_reboot=True)
+PLAYBOOK = os.path.join(ROOT, "playbooks", "rolling_patch.yml")
+HOME = {"rp-a": "lab1", "rp-b": "lab2", "rp-c": "lab3"}
+
+
+@pytest.fixture
+def fleet(lab, hosts, tmp_path):
+    """The old kernel package installed everywhere, the update published, a pod on every host."""
+    aptrepo.publish(topo.repo_dir(), [KERNEL_1])
+    for host in hosts:
+        pods.shell(lab, host, "apt-get update -q && apt-get install -y -q autopod-demo-kernel=1.0 "
+                              "&& rm -f /var/run/reboot-required*")
+    aptrepo.publish(topo.repo_dir(), [KERNEL_1, KERNEL_2])
+    watchers = {}
+    for offset, (name, host) in enumerate(sorted(HOME.items()), start=20):
+        pods.place(lab, host, name, offset, mib=16)
+        watchers[name] = pods.client(offset)
+    for watcher in watchers.values():
+        watcher.wait_lines(10)
+    yield watchers
+    for watcher in watchers.values():
+        watcher.close()
+    pods.remove_everywhere(lab, hosts)
+    for host in hosts:
+        pods.shell(lab, host, "apt-get purge -y -q autopod-demo-kernel; rm -f /var/run/reboot-required*; "
+                              "rm -f /var/lib/autopod/maintenance.json")
+    aptrepo.publish(topo.repo_dir(), [])
+
+
+def run(lab, report_dir, **extra):
+    variables = {"autopod_report_dir": str(report_dir)}
+    variables.update(extra)
+    result = playbook(PLAYBOOK, variables, inventory=lab)
+    os.makedirs(str(report_dir), exist_ok=True)
+    with open(os.path.join(str(report_dir), "ansible-playbook.log"), "w") as log:
+        log.write(result.stdout)
+    return result
+
+
+def report_of(report_dir):
+    files = sorted(f for f in os.listdir(report_dir) if f.endswith(".json"))
+    with open(os.path.join(report_dir, files[-1])) as handle:
+        return json.load(handle)
+
+
+def assert_clients_unharmed(watchers):
+    for name, watcher in watchers.items():
+        watcher.wait_lines(20)
+        report = watcher.report()
+        assert report["error"] is None and not report["closed_by_peer"], (name, report)
+        assert report["gaps"] == [] and report["repeats"] == [], (name, report)
+        assert watcher.verify().startswith("verify ok"), name
+        print("%s: longest pause %.0f ms over %d lines" % (name, report["max_pause_ms"], report["lines"]))
+
+
+def test_rolling_patch_then_nothing_left_to_do(lab, hosts, fleet, tmp_path):
+    boots = {host: control.boot_id(host) for host in hosts}
+    first = run(lab, tmp_path / "first")
+    assert first.returncode == 0, first.stdout[-6000:]
+    report = report_of(tmp_path / "first")
+    for host in hosts:
+        host_report = report["hosts"][host]
+        assert host_report["result"] == "patched", host_report
+        assert host_report["rebooted"] is True and host_report["packages_updated"] >= 1
+        assert host_report["boot_id_before"] == boots[host] != host_report["boot_id_after"]
+        assert control.boot_id(host) == host_report["boot_id_after"]
+    moves = report["moves"]
+    assert all(m["ok"] for m in moves), moves
+    assert sorted(m["pod"] for m in moves if m["phase"] == "evacuate") == sorted(HOME)
+    assert sorted(m["pod"] for m in moves if m["phase"] == "return") == sorted(HOME)
+    for name, home in HOME.items():
+        assert pods.where(lab, name, hosts) == {home: "running"}, name
+    status = module("patch_status", {}, host="lab1", inventory=lab)
+    assert status["needs_patching"] is False and status["reboot_required"] is False
+    assert_clients_unharmed(fleet)
+    assert os.path.exists(str(tmp_path / "first" / (report["owner"] + ".md")))
+
+    second = run(lab, tmp_path / "second")
+    assert second.returncode == 0, second.stdout[-6000:]
+    recap = [line for line in second.stdout.splitlines() if line.startswith(("lab1", "lab2", "lab3"))]
+    assert recap and all(" changed=0 " in line for line in recap), recap
+    again = report_of(tmp_path / "second")
+    assert again["moves"] == [], "nothing moves when nothing needs patching"
+    assert all(h["result"].startswith("skipped: nothing to do") for h in again["hosts"].values()), again["hosts"]
+    assert {host: control.boot_id(host) for host in hosts} == {h: report["hosts"][h]["boot_id_after"] for h in hosts}
+
+
+def test_a_host_that_does_not_come_back_stops_the_rollout(lab, hosts, fleet, tmp_path):
+    control.hold("lab1")  # lab1 will not come back from its reboot
+    try:
+        stopped = run(lab, tmp_path / "stopped", autopod_reboot_timeout=20)
+        assert stopped.returncode != 0, "the run must fail"
+        report = report_of(tmp_path / "stopped")
+        assert report["rollout_stopped"] is True
+        assert report["hosts"]["lab1"]["result"] == "failed"
+        assert report["hosts"]["lab2"]["result"].startswith("not started")
+        assert report["hosts"]["lab3"]["result"].startswith("not started")
+        # lab1's pod is alive on a peer and its client never noticed more than a pause
+        assert pods.where(lab, "rp-a", ["lab2", "lab3"]) in ({"lab2": "running"}, {"lab3": "running"})
+        assert_clients_unharmed(fleet)
+    finally:
+        control.release("lab1")
+
+
+def test_two_runs_at_once_one_refuses(lab, hosts, fleet, tmp_path):
+    argv = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), PLAYBOOK, "-i", lab]
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"))
+    runs = [subprocess.Popen(argv + ["-e", json.dumps({"autopod_report_dir": str(tmp_path / name)})], cwd=ROOT,
+                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+            for name in ("one", "two")]
+    outputs = [r.communicate(timeout=900)[0] for r in runs]
+    codes = sorted(r.returncode for r in runs)
+    assert codes[0] == 0 and codes[1] != 0, outputs
+    refused = outputs[[r.returncode for r in runs].index(codes[1])]
+    assert "under maintenance by" in refused, refused[-3000:]
+    for name, home in HOME.items():
+        assert pods.where(lab, name, hosts) == {home: "running"}, name
+    assert_clients_unharmed(fleet)
