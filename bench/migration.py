@@ -136,7 +136,7 @@ def measure_podman(mib: int, runs: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--sizes", default="16,256,1024", help="MiB, comma separated")
     parser.add_argument("--strategies", default="post-copy,stop-and-copy")
@@ -184,8 +184,9 @@ def print_tables(results: dict) -> None:
               "| archive MiB |")
         print("|---|---|---|---|---|")
         for case, r in results["podman"].items():
-            print("| %s | %.0f | %.0f | %.0f | %.1f |" % (case, r["client_pause_ms"], r["checkpoint_export_ms"],
-                                                       r["restore_import_ms"], r["archive_bytes"] / 2**20))
+            print("| %s | %.0f | %.0f | %.0f | %.1f |" % (
+                case, r["client_pause_ms"], r["checkpoint_export_ms"], r["restore_import_ms"],
+                r["archive_bytes"] / 2**20))
 
 
 if __name__ == "__main__":
