@@ -28,3 +28,16 @@ def build_rootfs(path: str) -> str:
         os.symlink("busybox", os.path.join(path, "bin", applet))
     build_counter(os.path.join(path, "bin", "counter"))
     return path
+
+
+def build_debian_rootfs(path: str, packages: str, suite: str = "bookworm") -> str:
+    """A minimal Debian root filesystem with `packages` (comma separated), built once with debootstrap."""
+    if os.path.exists(os.path.join(path, "etc", "debian_version")):
+        return path
+    partial = path + ".partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    subprocess.run(["debootstrap", "--variant=minbase", "--include=" + packages, suite, partial], check=True,
+                   stdout=subprocess.DEVNULL)
+    os.rename(partial, path)
+    return path

@@ -441,8 +441,9 @@ class _SourceSession:
         self.watch.lap("hello")
         self._check_cpu()
         self.watch.lap("cpu_check")
+        synced = None
         if self.storage == "copy":
-            self._sync_rootfs()
+            synced = self._sync_rootfs(None)
             self.watch.lap("rootfs_presync")
         # Up to here nothing has touched the pod: any failure leaves it running as it was.
         local_address = source_address or channel.sock.getsockname()[0]
@@ -454,7 +455,7 @@ class _SourceSession:
         asked_to_restore = False
         try:
             if self.storage == "copy":
-                self._sync_rootfs()
+                self._sync_rootfs(synced)
                 self.watch.lap("rootfs_final")
             self._send_images(chosen)
             self.watch.lap("images")
@@ -505,14 +506,18 @@ class _SourceSession:
         finally:
             shutil.rmtree(cpu_dir, ignore_errors=True)
 
-    def _sync_rootfs(self) -> None:
-        self.channel.send({"type": "rootfs_scan"})
-        remote = {k: tuple(v) for k, v in self.channel.expect("rootfs_state")["entries"].items()}
+    def _sync_rootfs(self, remote: Optional[Dict[str, transfer.Fingerprint]]) -> Dict[str, transfer.Fingerprint]:
+        """Send the rootfs delta; returns what the destination has now. The first pass asks the destination
+        what it has; the second (with the pod frozen) knows it is what the first pass left there."""
+        if remote is None:
+            self.channel.send({"type": "rootfs_scan"})
+            remote = {k: tuple(v) for k, v in self.channel.expect("rootfs_state")["entries"].items()}
         local = transfer.scan_tree(self.spec.rootfs)
         send, delete = transfer.tree_delta(local, remote)
         self.channel.send({"type": "rootfs", "delete": delete, "bytes": _tree_bytes(self.spec.rootfs, send)})
         self.bytes["rootfs"] += self.channel.send_tree(self.spec.rootfs, send)
         self.channel.expect("rootfs_ok")
+        return local
 
     @property
     def _work(self) -> str:
@@ -590,7 +595,7 @@ class _SourceSession:
                            "runs as before" % (self.spec.name, failure.msg))
 
     def _restore_here(self, lazy_source: Optional[Tuple[str, int]]) -> None:
-        work = make_private_dir(self._work + "-back")
+        work = self.store.work_dir(self.spec.name, "fallback")
         lazy = _start_lazy_pages(self.criu, self.image_dir, work, lazy_source) if lazy_source else None
 
         def run_restore(netns_path: str, _procs: str) -> int:

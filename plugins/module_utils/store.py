@@ -135,9 +135,9 @@ class PodStore:
     def default_image_dir(self, name: str) -> str:
         return os.path.join(self.state_dir, "images", validate_name(name))
 
-    def work_dir(self, name: str) -> str:
+    def work_dir(self, name: str, purpose: str = "") -> str:
         """A fresh, private directory for CRIU's logs and statistics of one operation."""
-        path = os.path.join(self.state_dir, "work", validate_name(name))
+        path = os.path.join(self.state_dir, "work", validate_name(name) + (".%s" % purpose if purpose else ""))
         _remove_tree(path)
         return make_private_dir(path)
 

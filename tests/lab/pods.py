@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from typing import Any, Dict, List
 
 from lab import topology as topo
@@ -38,7 +39,8 @@ def place(inventory: str, host: str, name: str, offset: int, mib: int = 16, stor
         rootfs = os.path.join(SHARED_PODS, name)
         machine_path = os.path.join(topo.shared_source(), "pods", name)
         shutil.rmtree(machine_path, ignore_errors=True)
-        shutil.copytree(os.path.join(topo.shared_source(), "base-rootfs"), machine_path, symlinks=True)
+        os.makedirs(os.path.dirname(machine_path), exist_ok=True)
+        subprocess.run(["cp", "-a", os.path.join(topo.shared_source(), "base-rootfs"), machine_path], check=True)
     else:
         rootfs = os.path.join(PODS_DIR, name)
         shell(inventory, host, "rm -rf %s && mkdir -p %s && cp -a %s %s" % (rootfs, PODS_DIR, base_rootfs(), rootfs))

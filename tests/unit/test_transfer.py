@@ -1,0 +1,102 @@
+"""The migration channel: framing, tar streams and rootfs deltas, over a socket pair."""
+
+from __future__ import annotations
+
+import os
+import socket
+import stat
+import threading
+
+import pytest
+
+from ansible_collections.autopod.autopod.plugins.module_utils import transfer
+from ansible_collections.autopod.autopod.plugins.module_utils.errors import AutopodError
+
+
+@pytest.fixture
+def channels():
+    left, right = socket.socketpair()
+    a, b = transfer.Channel(left), transfer.Channel(right)
+    yield a, b
+    a.close()
+    b.close()
+
+
+def sync(channels, source, destination):
+    """One delta pass from source to destination; returns what was sent."""
+    sender, receiver = channels
+    send, delete = transfer.tree_delta(transfer.scan_tree(str(source)), transfer.scan_tree(str(destination)))
+    worker = threading.Thread(target=lambda: sender.send_tree(str(source), send))
+    worker.start()
+    transfer.apply_deletions(str(destination), delete)
+    receiver.receive_tree(str(destination))
+    worker.join()
+    return send, delete
+
+
+def test_messages_and_trees_interleave(channels, tmp_path):
+    sender, receiver = channels
+    (tmp_path / "src").mkdir()
+    (tmp_path / "dst").mkdir()
+    for index in range(13):  # enough entries that tar's end-of-archive block crosses a record boundary
+        os.symlink("target-%d" % index, tmp_path / "src" / ("link-%d" % index))
+    names = sorted(os.listdir(tmp_path / "src"))
+
+    def send():
+        sender.send({"type": "one"})
+        sender.send_tree(str(tmp_path / "src"), names)
+        sender.send({"type": "two"})
+        sender.send_tree(str(tmp_path / "src"), [])
+        sender.send({"type": "three"})
+    worker = threading.Thread(target=send)
+    worker.start()
+    assert receiver.expect("one")
+    receiver.receive_tree(str(tmp_path / "dst"))
+    assert receiver.expect("two")
+    receiver.receive_tree(str(tmp_path / "dst"))
+    assert receiver.expect("three")
+    worker.join()
+    assert sorted(os.listdir(tmp_path / "dst")) == names
+
+
+def test_second_pass_sends_only_changes_and_handles_links_and_devices(channels, tmp_path):
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    (src / "etc").mkdir(parents=True)
+    dst.mkdir()
+    (src / "etc" / "data").write_text("1")
+    os.link(src / "etc" / "data", src / "etc" / "hardlink")
+    os.mknod(src / "null", 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    (src / "gone").write_text("x")
+    first, _ = sync(channels, src, dst)
+    assert set(first) == {"etc", "etc/data", "etc/hardlink", "null", "gone"}
+    assert transfer.tree_delta(transfer.scan_tree(str(src)), transfer.scan_tree(str(dst))) == ([], [])
+
+    (src / "etc" / "data").write_text("22")  # both names of the inode change
+    (src / "gone").unlink()
+    second, deleted = sync(channels, src, dst)
+    assert set(second) == {"etc/data", "etc/hardlink"} and deleted == ["gone"]
+    assert (dst / "etc" / "hardlink").read_text() == "22"
+    assert os.stat(dst / "etc" / "data").st_ino == os.stat(dst / "etc" / "hardlink").st_ino
+    assert stat.S_ISCHR(os.stat(dst / "null").st_mode)
+
+
+def test_a_member_escaping_the_destination_is_refused(tmp_path):
+    import tarfile
+    member = tarfile.TarInfo("../outside")
+    with pytest.raises(AutopodError):
+        transfer._check_member(str(tmp_path), member)
+
+
+def test_a_broken_connection_is_an_error(channels):
+    sender, receiver = channels
+    sender.close()
+    with pytest.raises(AutopodError):
+        receiver.receive()
+
+
+def test_remote_errors_are_told_apart(channels):
+    sender, receiver = channels
+    sender.send({"type": "error", "msg": "destination: no room"})
+    with pytest.raises(transfer.RemoteError) as err:
+        receiver.expect("ready")
+    assert "no room" in err.value.msg
