@@ -6,7 +6,6 @@ counts as acknowledged once the server has said OK. At the end, every acknowledg
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from typing import Dict, List, Optional
@@ -41,7 +40,7 @@ class RedisWriter:
             length = int(line[1:])
             return b"" if length < 0 else self.reader.read(length + 2)[:-2]
         if line.startswith(b"*"):
-            return b"\n".join(self._bulk() for _ in range(int(line[1:])))
+            return b"\n".join(self._bulk() for _element in range(int(line[1:])))
         if line.startswith(b"-"):
             raise RuntimeError(line.decode().strip())
         return line.strip()

@@ -67,7 +67,8 @@ def test_second_pass_sends_only_changes_and_handles_links_and_devices(channels, 
     os.link(src / "etc" / "data", src / "etc" / "hardlink")
     os.mknod(src / "null", 0o666 | stat.S_IFCHR, os.makedev(1, 3))
     (src / "gone").write_text("x")
-    first, _ = sync(channels, src, dst)
+    first, nothing_deleted = sync(channels, src, dst)
+    assert nothing_deleted == []
     assert set(first) == {"etc", "etc/data", "etc/hardlink", "null", "gone"}
     assert transfer.tree_delta(transfer.scan_tree(str(src)), transfer.scan_tree(str(dst))) == ([], [])
 
