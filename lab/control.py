@@ -120,8 +120,17 @@ def healthy(count: int) -> bool:
     return len(hosts) == count and all(h["ssh"] for h in status().values())
 
 
+def _check_checkout_visible() -> None:
+    """Lab hosts run this checkout's Python and collection; they get fresh /run, /tmp and /dev/shm."""
+    for private in ("/run", "/tmp", "/dev/shm"):
+        if topo.ROOT == private or topo.ROOT.startswith(private + "/"):
+            raise RuntimeError("the checkout %s is under %s, which every lab host replaces with its own tmpfs: "
+                               "clone it elsewhere (e.g. /srv or /var/tmp)" % (topo.ROOT, private))
+
+
 def up(count: int = 3) -> str:
     """Build the lab (or leave a healthy one alone); returns the inventory path."""
+    _check_checkout_visible()
     if healthy(count):
         return write_inventory(_hosts_in_state())
     down()
