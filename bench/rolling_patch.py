@@ -41,10 +41,10 @@ def rolling_patch(inventory: str) -> dict:
         watcher.reset_pause_clock()
     started = time.monotonic()
     subprocess.run([os.path.join(ROOT, ".venv", "bin", "ansible-playbook"), "-i", inventory,
-                          os.path.join(ROOT, "playbooks", "rolling_patch.yml"),
-                          "-e", json.dumps({"autopod_report_dir": "/tmp/autopod-bench-reports"})],
-                         cwd=ROOT, env=dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg")),
-                         stdout=subprocess.DEVNULL, check=True)
+                    os.path.join(ROOT, "playbooks", "rolling_patch.yml"),
+                    "-e", json.dumps({"autopod_report_dir": "/tmp/autopod-bench-reports"})],
+                   cwd=ROOT, env=dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg")),
+                   stdout=subprocess.DEVNULL, check=True)
     total = time.monotonic() - started
     pauses = {}
     for host, watcher in watchers.items():
