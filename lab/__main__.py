@@ -1,4 +1,4 @@
-"""scripts/lab up [--hosts N] | down | status | reboot HOST | inventory"""
+"""scripts/lab up [--hosts N | --qemu SERIES...] | down | status | reboot HOST | inventory"""
 
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ def main() -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     start = commands.add_parser("up", help="build the lab, or leave a healthy one as it is")
     start.add_argument("--hosts", type=int, default=3)
+    start.add_argument("--qemu", nargs="+", metavar="SERIES", choices=("6.1", "6.12"),
+                       help="QEMU guests on Debian's kernels instead, one series per guest (e.g. --qemu 6.1 6.12)")
     commands.add_parser("down", help="remove everything the lab made")
     commands.add_parser("status", help="hosts, their boot ids and whether SSH answers")
     restart = commands.add_parser("reboot", help="reboot one lab host")
@@ -28,7 +30,10 @@ def main() -> int:
     if os.geteuid() != 0:
         parser.error("the lab needs root")
     if args.command == "up":
-        print(control.up(args.hosts))
+        if args.qemu:
+            print(control.up(len(args.qemu), control.QEMU, args.qemu))
+        else:
+            print(control.up(args.hosts))
     elif args.command == "down":
         control.down()
     elif args.command == "status":

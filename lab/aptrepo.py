@@ -32,10 +32,24 @@ SUITES = ("autopod-lab", "autopod-lab-security")
 
 @dataclass(frozen=True)
 class Package:
+    """A package of the lab repository: built here, or a prebuilt .deb (`deb`, e.g. Debian's kernel)."""
     name: str
     version: str
     suite: str
     needs_reboot: bool = False
+    provides: str = ""
+    deb: str = ""
+
+    @classmethod
+    def from_deb(cls, path: str, suite: str) -> "Package":
+        fields = subprocess.run(["dpkg-deb", "--field", path, "Package", "Version"], check=True,
+                                stdout=subprocess.PIPE, text=True).stdout
+        values = dict(line.split(": ", 1) for line in fields.splitlines())
+        return cls(values["Package"], values["Version"], suite, deb=path)
+
+    def pool_path(self, repo: str) -> str:
+        name = os.path.basename(self.deb) if self.deb else "%s_%s_all.deb" % (self.name, self.version)
+        return os.path.join(repo, "pool", self.suite, name)
 
 
 def build_deb(package: Package, pool: str) -> str:
@@ -49,13 +63,15 @@ def build_deb(package: Package, pool: str) -> str:
         with open(os.path.join(staging, "DEBIAN", "control"), "w") as handle:
             handle.write("Package: %s\nVersion: %s\nArchitecture: all\nMaintainer: AutoPod lab <lab@example.invalid>\n"
                          "Description: AutoPod lab package %s\n" % (package.name, package.version, package.name))
+            if package.provides:
+                handle.write("Provides: %s\n" % package.provides)
         if package.needs_reboot:
             postinst = os.path.join(staging, "DEBIAN", "postinst")
             with open(postinst, "w") as handle:
                 handle.write(REBOOT_POSTINST.format(name=package.name))
             os.chmod(postinst, 0o755)
+        target = package.pool_path(os.path.dirname(os.path.dirname(pool)))
         os.makedirs(pool, exist_ok=True)
-        target = os.path.join(pool, "%s_%s_all.deb" % (package.name, package.version))
         subprocess.run(["dpkg-deb", "--root-owner-group", "--build", staging, target], check=True,
                        stdout=subprocess.DEVNULL)
         return target
@@ -77,24 +93,31 @@ def publish(repo: str, packages: Iterable[Package]) -> None:
     """Build the packages (if missing) and (re)write every suite's index and Release file."""
     by_suite = {suite: [] for suite in SUITES}
     for package in packages:
-        pool = os.path.join(repo, "pool", package.suite)
-        path = os.path.join(pool, "%s_%s_all.deb" % (package.name, package.version))
-        if not os.path.exists(path):
-            build_deb(package, pool)
+        path = package.pool_path(repo)
+        if package.deb and not os.path.exists(path):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            os.link(package.deb, path)  # hundreds of MiB: a link, not a copy (same filesystem)
+        elif not os.path.exists(path):
+            build_deb(package, os.path.dirname(path))
         by_suite.setdefault(package.suite, []).append(package)
     for suite in by_suite:
         base = os.path.join(repo, "dists", suite)
-        binary = os.path.join(base, "main", "binary-all")
-        os.makedirs(binary, exist_ok=True)
         os.makedirs(os.path.join(repo, "pool", suite), exist_ok=True)
         index = subprocess.run(["dpkg-scanpackages", "--multiversion", os.path.join("pool", suite)], cwd=repo,
                                check=True, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL).stdout
-        with open(os.path.join(binary, "Packages"), "wb") as handle:
-            handle.write(index)
-        with gzip.open(os.path.join(binary, "Packages.gz"), "wb") as handle:
-            handle.write(index)
+        files = []
+        for architecture in ("all", "amd64"):
+            binary = os.path.join(base, "main", "binary-" + architecture)
+            os.makedirs(binary, exist_ok=True)
+            stanzas = [s for s in index.split(b"\n\n") if b"\nArchitecture: %s\n" % architecture.encode() in s]
+            content = b"".join(s.strip(b"\n") + b"\n\n" for s in stanzas)
+            with open(os.path.join(binary, "Packages"), "wb") as handle:
+                handle.write(content)
+            with gzip.open(os.path.join(binary, "Packages.gz"), "wb") as handle:
+                handle.write(content)
+            files += [os.path.join(binary, "Packages"), os.path.join(binary, "Packages.gz")]
         with open(os.path.join(base, "Release"), "w") as handle:
-            handle.write(_release(suite, [os.path.join(binary, "Packages"), os.path.join(binary, "Packages.gz")], base))
+            handle.write(_release(suite, files, base))
 
 
 def configure_host_apt(repo_seen_by_host: str) -> None:
@@ -112,7 +135,8 @@ def configure_host_apt(repo_seen_by_host: str) -> None:
     with open("/etc/apt/apt.conf.d/00autopod-lab", "w") as handle:
         handle.write('Dir::Etc::SourceList "/etc/apt/autopod-lab.list";\n'
                      'Dir::Etc::SourceParts "/etc/apt/autopod-lab.list.d";\n'
-                     'Dir::State::Lists "%s";\nAcquire::Languages "none";\n' % lists)
+                     'Dir::State::Lists "%s";\nAcquire::Languages "none";\nAPT::Install-Recommends "false";\n'
+                     % lists)
 
 
 def remove(repo: str) -> None:

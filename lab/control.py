@@ -11,24 +11,35 @@ import socket
 import subprocess
 import threading
 import time
-from typing import Dict, List
+from typing import Dict, List, Sequence
 
 from ansible_collections.autopod.autopod.plugins.module_utils import linux
-from lab import aptrepo
+from lab import aptrepo, guest
 from lab import host as lab_host
 from lab import topology as topo
 from lab import wiring
 
 STATE = os.path.join(topo.LAB_ROOT, "state.json")
 READY_TIMEOUT = 30.0
+GUEST_READY_TIMEOUT = 240.0  # a kernel, then Python and sshd, all under TCG
+NAMESPACE, QEMU = "namespace", "qemu"
+
+
+def _state() -> Dict[str, object]:
+    try:
+        with open(STATE) as handle:
+            return json.load(handle)
+    except (OSError, ValueError):
+        return {}
 
 
 def _hosts_in_state() -> List[str]:
-    try:
-        with open(STATE) as handle:
-            return json.load(handle)["hosts"]
-    except (OSError, ValueError, KeyError):
-        return []
+    return list(_state().get("hosts", []))
+
+
+def flavour() -> str:
+    """"namespace" (the default lab) or "qemu" (guests on real kernels, lab/guest.py)."""
+    return str(_state().get("flavour", NAMESPACE))
 
 
 def _write_ssh_material(hosts: List[str]) -> None:
@@ -51,7 +62,7 @@ def _write_ssh_material(hosts: List[str]) -> None:
                 "Subsystem sftp /usr/lib/openssh/sftp-server", ""]))
 
 
-def write_inventory(hosts: List[str]) -> str:
+def write_inventory(hosts: List[str], kind: str = NAMESPACE) -> str:
     proxy = "%s %s %%h %%p" % (topo.python(), os.path.join(topo.ROOT, "lab", "proxy.py"))
     lines = ["# The AutoPod lab: written by `scripts/lab up`.", "[lab]"]
     lines += ["%s ansible_host=%s" % (host, topo.host_ip(i)) for i, host in enumerate(hosts, start=1)]
@@ -60,9 +71,14 @@ def write_inventory(hosts: List[str]) -> str:
               "ansible_ssh_common_args='-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
               "-o LogLevel=ERROR -o ProxyCommand=\"%s\"'" % proxy,
               "ansible_python_interpreter=%s" % topo.python(),
+              # SSH masters of this lab only: one left from an earlier lab at the same address would
+              # carry Ansible to a host that no longer exists, and hang
+              "ansible_control_path_dir=%s" % topo.control_path_dir(),
               "autopod_bridge=%s" % topo.HOST_BRIDGE,
               "autopod_reboot_command=%s" % topo.REBOOT_COMMAND,
-              "autopod_boot_time_command=cat %s" % topo.BOOT_ID_FILE,
+              # guests have a kernel of their own, whose boot id the playbooks read by default
+              "autopod_boot_time_command=%s" % ("cat /proc/sys/kernel/random/boot_id" if kind == QEMU
+                                                else "cat " + topo.BOOT_ID_FILE),
               "autopod_image_dir=/run/autopod",
               "autopod_criu_path=/usr/local/sbin/criu", ""]
     with open(topo.inventory_path(), "w") as handle:
@@ -91,7 +107,22 @@ def ssh_ready(index: int, timeout: float = READY_TIMEOUT) -> None:
         retry.wait(0.05)
 
 
+def ssh(host: str, command: str) -> str:
+    """Run a fixed command on a lab host over SSH, as the inventory reaches it; returns its output."""
+    proxy = "%s %s %%h %%p" % (topo.python(), os.path.join(topo.ROOT, "lab", "proxy.py"))
+    return subprocess.run(["ssh", "-i", topo.private_key(), "-o", "StrictHostKeyChecking=no",
+                           "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "BatchMode=yes",
+                           "-o", "ProxyCommand=" + proxy, "root@" + topo.host_ip(topo.host_index(host)), command],
+                          check=True, stdout=subprocess.PIPE, text=True, timeout=120).stdout
+
+
 def boot_id(host: str) -> str:
+    """Changes at every boot: what the host's boot-time command reads, or for a guest, its keeper's count."""
+    if flavour() == QEMU:
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            with open(os.path.join(topo.host_dir(host), "init.json")) as handle:
+                return "boot-%d" % json.load(handle)["boots"]
+        return ""
     pid = lab_host.init_pid(host)
     try:
         with open("/proc/%d/root%s" % (pid, topo.BOOT_ID_FILE)) as handle:
@@ -128,30 +159,51 @@ def _check_checkout_visible() -> None:
                                "clone it elsewhere (e.g. /srv or /var/tmp)" % (topo.ROOT, private))
 
 
-def up(count: int = 3) -> str:
-    """Build the lab (or leave a healthy one alone); returns the inventory path."""
+def up(count: int = 3, kind: str = NAMESPACE, kernel_series: Sequence[str] = ()) -> str:
+    """Build the lab (or leave a healthy one alone); returns the inventory path.
+
+    With kind=QEMU the hosts are QEMU guests; guest i first boots Debian's kernel of series
+    kernel_series[i] (6.1 or 6.12), installed into it from the lab repository."""
     _check_checkout_visible()
-    if healthy(count):
-        return write_inventory(_hosts_in_state())
+    wanted = {"hosts": [topo.host_name(i) for i in range(1, count + 1)], "flavour": kind,
+              "kernels": list(kernel_series)}
+    if healthy(count) and {k: _state().get(k) for k in ("flavour", "kernels")} == \
+            {"flavour": kind, "kernels": list(kernel_series)}:
+        return write_inventory(_hosts_in_state(), kind)
     down()
-    hosts = [topo.host_name(i) for i in range(1, count + 1)]
+    hosts = wanted["hosts"]
     for host in hosts:
         for sub in ("upper", "work", "root"):
             os.makedirs(os.path.join(topo.host_dir(host), sub), exist_ok=True)
     os.makedirs(topo.shared_source(), exist_ok=True)
-    aptrepo.publish(topo.repo_dir(), [])
     _write_ssh_material(hosts)
     with open(STATE, "w") as handle:
-        json.dump({"hosts": hosts}, handle)
+        json.dump(wanted, handle)
     wiring.build_switch()
     wiring.attach(topo.CONTROLLER_NETNS, topo.CONTROLLER_IP, bridged=False)
     wiring.attach(topo.CLIENT_NETNS, topo.CLIENT_IP, bridged=False)
-    for index, host in enumerate(hosts, start=1):
-        wiring.attach(topo.host_netns(host), topo.host_ip(index), bridged=True)
-        lab_host.spawn_keeper(host)
+    if kind == QEMU:
+        _start_guests(hosts, kernel_series)
+    else:
+        aptrepo.publish(topo.repo_dir(), [])
+        for index, host in enumerate(hosts, start=1):
+            wiring.attach(topo.host_netns(host), topo.host_ip(index), bridged=True)
+            lab_host.spawn_keeper(host)
     for index in range(1, count + 1):
-        ssh_ready(index)
-    return write_inventory(hosts)
+        ssh_ready(index, GUEST_READY_TIMEOUT if kind == QEMU else READY_TIMEOUT)
+    return write_inventory(hosts, kind)
+
+
+def _start_guests(hosts: List[str], kernel_series: Sequence[str]) -> None:
+    if len(kernel_series) != len(hosts):
+        raise ValueError("a QEMU lab needs one kernel series per host, e.g. 6.1 6.12")
+    available = guest.fetch_kernels()
+    kernels = [available[series] for series in kernel_series]
+    aptrepo.publish(topo.repo_dir(), guest.repository_packages(kernels))
+    for host, kernel in zip(hosts, kernels):
+        guest.install_kernel(host, kernel.version)
+        wiring.attach_tap(host)
+        lab_host.spawn_keeper(host, guest.keep)
 
 
 def _kill_namespace_members(netns_path: str) -> None:
@@ -186,9 +238,20 @@ def _stop_keepers() -> None:
         linux.wait_for_exit(keeper, 10)
 
 
+def _stop_ssh_masters() -> None:
+    """Ansible's SSH connection masters for the lab's hosts (they would outlive them)."""
+    marker = ("ssh: %s/" % topo.control_path_dir()).encode()
+    for entry in os.listdir("/proc"):
+        with contextlib.suppress(OSError):
+            with open("/proc/%s/cmdline" % entry, "rb") as handle:
+                if entry.isdigit() and handle.read().startswith(marker):
+                    os.kill(int(entry), signal.SIGTERM)
+
+
 def down() -> None:
     """Remove everything the lab made: processes, namespaces (with their links), files."""
     _stop_keepers()
+    _stop_ssh_masters()
     for name in wiring.lab_namespaces():
         _kill_namespace_members(topo.netns_path(name))
     wiring.remove_all()
@@ -216,14 +279,17 @@ def reboot(host: str, wait: bool = True) -> str:
     hosts = _hosts_in_state()
     index = hosts.index(host) + 1
     before = boot_id(host)
-    os.kill(lab_host.init_pid(host), signal.SIGUSR1)
+    if flavour() == QEMU:  # the guest's own PID 1 is out of the machine's reach: ask it over SSH
+        ssh(host, topo.REBOOT_COMMAND)
+    else:
+        os.kill(lab_host.init_pid(host), signal.SIGUSR1)
     if not wait:
         return ""
-    deadline = time.monotonic() + READY_TIMEOUT
+    deadline = time.monotonic() + (GUEST_READY_TIMEOUT if flavour() == QEMU else READY_TIMEOUT)
     pause = threading.Event()
     while boot_id(host) in ("", before):
         if time.monotonic() > deadline:
             raise TimeoutError("%s did not come back" % host)
         pause.wait(0.05)
-    ssh_ready(index)
+    ssh_ready(index, GUEST_READY_TIMEOUT if flavour() == QEMU else READY_TIMEOUT)
     return boot_id(host)

@@ -19,7 +19,7 @@ import subprocess
 import threading
 import time
 import uuid
-from typing import List, Tuple
+from typing import Callable, List, Optional, Tuple
 
 from ansible_collections.autopod.autopod.plugins.module_utils import linux
 from lab import aptrepo
@@ -94,23 +94,43 @@ def _log(host: str, message: str) -> None:
         handle.write("%s %s\n" % (time.strftime("%H:%M:%S"), message))
 
 
-def _mount_root(host: str) -> str:
-    """Overlay the machine's / with this host's upper directory and mount its private filesystems."""
+def mount_overlay(host: str) -> str:
+    """Overlay the machine's / with this host's upper directory, at the host's root; returns it.
+
+    Both flavours of lab host start from this: a namespace host pivots into it, a QEMU guest gets it
+    over 9p (its keeper mounts it in a mount namespace of its own)."""
     base = topo.host_dir(host)
     root = os.path.join(base, "root")
     linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
     linux.mount("overlay", root, "overlay", 0, "lowerdir=/,upperdir=%s/upper,workdir=%s/work" % (base, base))
+    return root
+
+
+def mount_tmpfs_dirs(root: str) -> None:
+    """/run, /tmp and /dev/shm: fresh at every boot, as on a machine."""
+    for tmp in ("run", "tmp", "dev/shm"):
+        os.makedirs(os.path.join(root, tmp), exist_ok=True)
+        linux.mount("tmpfs", os.path.join(root, tmp), "tmpfs", linux.MS_NOSUID | linux.MS_NODEV, "mode=1777")
+    os.chmod(os.path.join(root, "run"), 0o755)
+
+
+def _mount_root(host: str) -> str:
+    """The namespace host's root: the overlay, the machine's /dev, and its own private filesystems."""
+    root = mount_overlay(host)
     linux.mount("/dev", os.path.join(root, "dev"), None, linux.MS_BIND | linux.MS_REC)
     linux.mount("sysfs", os.path.join(root, "sys"), "sysfs", linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC)
     _mount_cgroups(root)
     linux.mount("proc", os.path.join(root, "proc"), "proc", linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC)
-    for tmp in ("run", "tmp", "dev/shm"):
-        linux.mount("tmpfs", os.path.join(root, tmp), "tmpfs", linux.MS_NOSUID | linux.MS_NODEV, "mode=1777")
-    os.chmod(os.path.join(root, "run"), 0o755)
+    mount_tmpfs_dirs(root)
+    bind_shared(root)
+    return root
+
+
+def bind_shared(root: str) -> None:
+    """The lab's shared directory (its apt repository among others), at the same path on every host."""
     shared = os.path.join(root, topo.SHARED_DIR.lstrip("/"))
     os.makedirs(shared, exist_ok=True)
     linux.mount(topo.shared_source(), shared, None, linux.MS_BIND)
-    return root
 
 
 def _pivot(root: str) -> None:
@@ -127,11 +147,15 @@ def _start_sshd(host: str) -> subprocess.Popen:
                             stdin=subprocess.DEVNULL, stdout=log, stderr=log, close_fds=True)
 
 
-def _init(host: str) -> None:
-    """PID 1 of the lab host. Never returns."""
+def run_init(host: str, boot: Callable[[], None], shut_down: Callable[[int], None],
+             log: Callable[[str], None]) -> None:
+    """PID 1 of a lab host of either flavour: `boot` makes its filesystems (and a guest's network);
+    then it records a boot id, starts sshd and reaps orphans until asked to reboot (SIGUSR1) or halt
+    (SIGTERM), kills everything and calls `shut_down` with the exit code its keeper understands.
+    A host that cannot boot says why through `log` and halts."""
     code = topo.HALT_EXIT
     try:
-        _pivot(_mount_root(host))
+        boot()
         socket.sethostname(host)
         for directory in ("/run/lock", "/run/netns", os.path.dirname(topo.BOOT_ID_FILE)):
             os.makedirs(directory, exist_ok=True)
@@ -154,7 +178,7 @@ def _init(host: str) -> None:
     except _Shutdown as shutdown:
         code = shutdown.code
     except Exception as exc:  # a host that cannot boot says why in the keeper log
-        _log(host, "init failed: %r" % exc)
+        log("init failed: %r" % exc)
         code = 1
     signal.signal(signal.SIGUSR1, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -163,7 +187,12 @@ def _init(host: str) -> None:
     with contextlib.suppress(ChildProcessError):
         while True:
             os.waitpid(-1, 0)
-    os._exit(code)
+    shut_down(code)
+
+
+def _init(host: str) -> None:
+    """PID 1 of a namespace host. Never returns."""
+    run_init(host, lambda: _pivot(_mount_root(host)), os._exit, lambda message: _log(host, message))
 
 
 def _boot(host: str) -> int:
@@ -204,29 +233,38 @@ def _wait_while_held(host: str) -> None:
         pause.wait(0.2)
 
 
-def keep(host: str) -> None:
-    """The keeper: boot the host, wait for its init, boot it again after a reboot. Runs as a daemon."""
+def keep(host: str, boot: Optional[Callable[[str], int]] = None,
+         rebooted: Optional[Callable[[int], bool]] = None) -> None:
+    """The keeper: boot the host, wait for it, boot it again after a reboot. Runs as a daemon.
+
+    `boot` starts the host and returns the PID to wait for (a namespace host's init, a guest's
+    QEMU); `rebooted` tells from that process's exit code whether the host asked to come back."""
+    boot = boot or _boot
+    rebooted = rebooted or (lambda code: code == topo.REBOOT_EXIT)
     linux.prctl(linux.PR_SET_CHILD_SUBREAPER, 1)
     state_file = os.path.join(topo.host_dir(host), "init.json")
+    boots = 0
     while True:
-        init = _boot(host)
+        init = boot(host)
+        boots += 1
         with open(state_file, "w") as handle:
-            json.dump({"init_pid": init, "keeper_pid": os.getpid(), "booted_at": time.time()}, handle)
-        _log(host, "booted, init PID %d" % init)
+            json.dump({"init_pid": init, "keeper_pid": os.getpid(), "booted_at": time.time(), "boots": boots},
+                      handle)
+        _log(host, "booted, PID %d" % init)
         code = None
         while code is None:
             pid, status = os.waitpid(-1, 0)
             if pid == init:
                 code = os.waitstatus_to_exitcode(status)
-        _log(host, "init exited with %d" % code)
-        if code != topo.REBOOT_EXIT:
+        _log(host, "exited with %d" % code)
+        if not rebooted(code):
             os.unlink(state_file)
             return
         _wait_while_held(host)
 
 
-def spawn_keeper(host: str) -> int:
-    """Start the keeper of `host` as a daemon; returns its PID."""
+def spawn_keeper(host: str, keeper_main: Callable[[str], None] = keep) -> int:
+    """Start `keeper_main(host)` as a daemon; returns its PID."""
     read_fd, write_fd = os.pipe()
     child = os.fork()
     if child == 0:
@@ -243,7 +281,9 @@ def spawn_keeper(host: str) -> int:
                 os.closerange(write_fd + 1, 65536)
                 os.close(write_fd)
                 try:
-                    keep(host)
+                    keeper_main(host)
+                except Exception as exc:  # a keeper that cannot start its host says why
+                    _log(host, "keeper failed: %r" % exc)
                 finally:
                     os._exit(0)
             os.write(write_fd, str(keeper).encode())

@@ -34,6 +34,10 @@ def host_name(index: int) -> str:
     return "lab%d" % index
 
 
+def host_index(host: str) -> int:
+    return int(host[len("lab"):])
+
+
 def host_ip(index: int) -> str:
     return "10.220.0.%d" % (10 + index)
 
@@ -56,6 +60,10 @@ def host_dir(host: str) -> str:
 
 def ssh_dir() -> str:
     return os.path.join(LAB_ROOT, "ssh")
+
+
+def control_path_dir() -> str:
+    return os.path.join(ssh_dir(), "cp")
 
 
 def private_key() -> str:

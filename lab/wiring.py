@@ -6,7 +6,7 @@ import hashlib
 import os
 from typing import List
 
-from ansible_collections.autopod.autopod.plugins.module_utils import network
+from ansible_collections.autopod.autopod.plugins.module_utils import linux, network
 from lab import topology as topo
 
 
@@ -23,11 +23,7 @@ def build_switch() -> None:
 
 
 def attach(netns_name: str, address: str, bridged: bool) -> None:
-    """Create `netns_name`, plug its eth0 into the switch and give it `address`.
-
-    With `bridged`, eth0 is enslaved to a bridge br0 that carries the address, as on a server whose
-    NIC is bridged for its guests: pods attached to br0 are then on the lab's segment.
-    """
+    """Create `netns_name`, plug its eth0 into the switch and give it `address` (see configure_nic)."""
     path = topo.netns_path(netns_name)
     network.create_netns(path)
     port = _switch_port(netns_name)
@@ -36,20 +32,44 @@ def attach(netns_name: str, address: str, bridged: bool) -> None:
         sw.link("set", index=sw.link_lookup(ifname=port)[0], master=sw.link_lookup(ifname=topo.SWITCH_BRIDGE)[0],
                 state="up")
     with network.netlink_in(path) as ns:
-        ns.link("set", index=ns.link_lookup(ifname="lo")[0], state="up")
-        eth0 = ns.link_lookup(ifname="eth0")[0]
-        carrier = eth0
-        if bridged:
-            ns.link("add", ifname=topo.HOST_BRIDGE, kind="bridge")
-            carrier = ns.link_lookup(ifname=topo.HOST_BRIDGE)[0]
-            # A bridge without a MAC of its own takes its ports' lowest: each pod veth that comes and goes
-            # would change the host's MAC under its neighbours' ARP caches. Pin it to the NIC's.
-            mac = ns.get_links(eth0)[0].get_attr("IFLA_ADDRESS")
-            ns.link("set", index=carrier, address=mac)
-            ns.link("set", index=eth0, master=carrier)
-        ns.link("set", index=eth0, state="up")
-        ns.addr("add", index=carrier, address=address, prefixlen=topo.PREFIXLEN)
-        ns.link("set", index=carrier, state="up")
+        configure_nic(ns, address, bridged)
+
+
+def configure_nic(ns, address: str, bridged: bool) -> None:
+    """Bring up lo and eth0 of the namespace `ns` (a pyroute2 IPRoute in it) and give it `address`.
+
+    With `bridged`, eth0 is enslaved to a bridge br0 that carries the address, as on a server whose
+    NIC is bridged for its guests: pods attached to br0 are then on the lab's segment. A lab guest's
+    init calls this for its own network too."""
+    ns.link("set", index=ns.link_lookup(ifname="lo")[0], state="up")
+    eth0 = ns.link_lookup(ifname="eth0")[0]
+    carrier = eth0
+    if bridged:
+        ns.link("add", ifname=topo.HOST_BRIDGE, kind="bridge")
+        carrier = ns.link_lookup(ifname=topo.HOST_BRIDGE)[0]
+        # A bridge without a MAC of its own takes its ports' lowest: each pod veth that comes and goes
+        # would change the host's MAC under its neighbours' ARP caches. Pin it to the NIC's.
+        mac = ns.get_links(eth0)[0].get_attr("IFLA_ADDRESS")
+        ns.link("set", index=carrier, address=mac)
+        ns.link("set", index=eth0, master=carrier)
+    ns.link("set", index=eth0, state="up")
+    ns.addr("add", index=carrier, address=address, prefixlen=topo.PREFIXLEN)
+    ns.link("set", index=carrier, state="up")
+
+
+def tap_name(host: str) -> str:
+    return "tap-" + host
+
+
+def attach_tap(host: str) -> None:
+    """A persistent tap device on the switch for a QEMU guest (QEMU runs in the switch namespace and
+    opens it by name); the guest brings up its own side."""
+    switch = topo.netns_path(topo.SWITCH_NETNS)
+    with network.netlink_in(switch) as sw:
+        with linux.inside_netns(switch):  # tuntap devices are made with ioctls, in the calling thread's namespace
+            sw.link("add", ifname=tap_name(host), kind="tuntap", mode="tap")
+        sw.link("set", index=sw.link_lookup(ifname=tap_name(host))[0],
+                master=sw.link_lookup(ifname=topo.SWITCH_BRIDGE)[0], state="up")
 
 
 def detach(netns_name: str) -> None:

@@ -1,0 +1,34 @@
+"""A pod moves live between hosts on different kernels (6.1 and 6.12) and back, its connection open."""
+
+from __future__ import annotations
+
+from tests.lab import pods
+
+
+def running_kernel(inventory: str, host: str) -> str:
+    return pods.shell(inventory, host, "uname -r")["stdout"].strip()
+
+
+def test_pod_moves_from_61_to_612_and_back(guests):
+    kernels = {host: running_kernel(guests, host) for host in ("lab1", "lab2")}
+    assert kernels["lab1"].startswith("6.1.") and kernels["lab2"].startswith("6.12."), kernels
+    pods.place(guests, "lab1", "xk-web", 0)
+    watcher = pods.client(0)
+    try:
+        watcher.wait_lines(10)
+        for source, destination in (("lab1", "lab2"), ("lab2", "lab1")):
+            watcher.reset_pause_clock()
+            moved = pods.move(guests, "xk-web", source, destination)
+            assert moved.get("changed"), moved
+            watcher.wait_lines(10)
+            report = watcher.report()
+            assert report["error"] is None and not report["closed_by_peer"], report
+            assert report["gaps"] == [] and report["repeats"] == [], report
+            assert pods.where(guests, "xk-web", ["lab1", "lab2"]) == {destination: "running"}
+            print("%s (%s) -> %s (%s): strategy %s, client's longest pause %.0f ms"
+                  % (source, kernels[source], destination, kernels[destination], moved["strategy"],
+                     report["max_pause_ms"]))
+        assert watcher.verify().startswith("verify ok"), "the pod's memory must arrive intact"
+    finally:
+        watcher.close()
+        pods.remove_everywhere(guests, ["lab1", "lab2"])
