@@ -36,6 +36,7 @@ CPU_MODEL = "max"  # TCG's model: the same for every guest, whatever the machine
 MEMORY_MIB = 2048
 BOOT_PACKAGE = aptrepo.Package("autopod-lab-boot", "1.0", "autopod-lab", provides="linux-initramfs-tool")
 _RB_AUTOBOOT = 0x01234567
+WORK_DIR = "/var/lib/autopod/work"
 _GUEST_INIT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "guest_init.py")
 
 
@@ -140,6 +141,11 @@ def _mount_guest_filesystems() -> None:
     lab_host.mount_tmpfs_dirs("/")
     os.makedirs(topo.SHARED_DIR, exist_ok=True)
     linux.mount("shared", topo.SHARED_DIR, "9p", 0, "trans=virtio,version=9p2000.L,msize=512000,cache=mmap")
+    # CRIU's work directories (under the default state_dir) hold the unix socket through which
+    # `criu restore --lazy-pages` reaches `criu lazy-pages`, and 9p cannot hold a unix socket (bind()
+    # fails with ENXIO): give them a local filesystem, as any real host's /var/lib is.
+    os.makedirs(WORK_DIR, exist_ok=True)
+    linux.mount("tmpfs", WORK_DIR, "tmpfs", linux.MS_NOSUID | linux.MS_NODEV, "mode=0700")
 
 
 def _boot_inside(host: str) -> None:

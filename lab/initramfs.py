@@ -94,7 +94,7 @@ def _cpio_entries(modules: List[Tuple[str, bytes]]) -> Iterator[Tuple[str, int, 
         yield "bin/busybox", stat.S_IFREG | 0o755, handle.read()
     yield "bin/sh", stat.S_IFLNK | 0o777, b"busybox"
     yield "init", stat.S_IFREG | 0o755, INIT.encode()
-    yield "modules/order", stat.S_IFREG | 0o644, "".join("%s.ko\n" % n for n, _ in modules).encode()
+    yield "modules/order", stat.S_IFREG | 0o644, "".join("%s.ko\n" % name for name, _content in modules).encode()
     for name, content in modules:
         yield "modules/%s.ko" % name, stat.S_IFREG | 0o644, content
 

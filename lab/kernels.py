@@ -70,8 +70,8 @@ def _download(options: List[str], specs: List[str]) -> None:
 
 
 def _deb_path(package: str, version: str) -> str:
-    return os.path.join(CACHE, "%s_%s_%s.deb" % (package, version.replace(":", "%3a"),
-                                                   "all" if package == "linux-base" else "amd64"))
+    architecture = "all" if package == "linux-base" else "amd64"
+    return os.path.join(CACHE, "%s_%s_%s.deb" % (package, version.replace(":", "%3a"), architecture))
 
 
 def support_debs() -> List[str]:

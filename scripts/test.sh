@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command: set the machine up, then run every tier and every check. Exits non-zero on any failure.
-#   1. pytest: unit tests, integration tests (real namespaces, CRIU, pyroute2, Ansible against localhost)
+#   1. pytest: unit tests, integration tests (real namespaces, CRIU, pyroute2, Ansible against localhost),
+#      lab tests (machine-like hosts over SSH) and QEMU-guest tests (Debian's 6.1 and 6.12 kernels)
 #   2. ansible-test sanity on the collection's modules and module_utils
 #   3. ansible-lint on roles and playbooks
 # Tests that need root or CRIU fail, never skip, when they are missing.

@@ -69,18 +69,41 @@ def compatibility_problems(version: Sequence[int], kernel_release: str, tcp: boo
     return problems
 
 
+def _tree_argv(criu: str, action: str, pid: int, images_dir: str, work_dir: str, netns_inode: int,
+               mounts: Sequence[MountSpec]) -> List[str]:
+    """What every dump and pre-dump of a pod says: which tree, where, and what is external to it."""
+    argv = [criu, action, "--tree", str(pid), "--images-dir", images_dir, "--work-dir", work_dir,
+            "--log-file", "%s.log" % action, LOG_LEVEL, "--external", "net[%d]:%s" % (netns_inode, NET_KEY)]
+    for index, mount in enumerate(mounts):
+        argv += ["--external", "mnt[%s]:%s" % (mount.target, mount_key(index))]
+    return argv
+
+
+def _pre_copy_argv(parent: Optional[str]) -> List[str]:
+    """Soft-dirty tracking, and the previous round's images (relative to the images directory)."""
+    return ["--track-mem"] + (["--prev-images-dir", parent] if parent else [])
+
+
+def pre_dump_argv(criu: str, pid: int, images_dir: str, work_dir: str, netns_inode: int,
+                  mounts: Sequence[MountSpec], page_server: Tuple[str, int], parent: Optional[str]) -> List[str]:
+    """One pre-copy round: the pod is frozen only while its memory is collected, then runs on while
+    the pages (only those dirtied since `parent`, with soft-dirty tracking) stream to the destination."""
+    return (_tree_argv(criu, "pre-dump", pid, images_dir, work_dir, netns_inode, mounts) + _pre_copy_argv(parent)
+            + ["--page-server", "--address", page_server[0], "--port", str(page_server[1])])
+
+
 def dump_argv(criu: str, pid: int, images_dir: str, work_dir: str, netns_inode: int,
               mounts: Sequence[MountSpec], tcp: bool, leave_running: bool,
               lazy_server: Optional[Tuple[str, int]] = None, page_server: Optional[Tuple[str, int]] = None,
-              status_fd: Optional[int] = None) -> List[str]:
+              status_fd: Optional[int] = None, parent: Optional[str] = None) -> List[str]:
     """A dump. With `lazy_server` memory is left for post-copy: the dump becomes the page server at that
     address and runs until the destination has every page. With `page_server` pages stream to a
-    `criu page-server` on the destination instead of into `images_dir`."""
-    argv = [criu, "dump", "--tree", str(pid), "--images-dir", images_dir, "--work-dir", work_dir,
-            "--log-file", "dump.log", LOG_LEVEL, "--file-locks", "--skip-in-flight",
-            "--external", "net[%d]:%s" % (netns_inode, NET_KEY)]
-    for index, mount in enumerate(mounts):
-        argv += ["--external", "mnt[%s]:%s" % (mount.target, mount_key(index))]
+    `criu page-server` on the destination instead of into `images_dir`. With `parent` (pre-copy) only
+    pages dirtied since that pre-dump are sent."""
+    argv = _tree_argv(criu, "dump", pid, images_dir, work_dir, netns_inode, mounts)
+    argv += ["--file-locks", "--skip-in-flight"]
+    if parent:
+        argv += _pre_copy_argv(parent)
     if tcp:
         argv += ["--tcp-established", "--network-lock", "nftables"]
     if leave_running:
@@ -114,10 +137,13 @@ def lazy_pages_argv(criu: str, images_dir: str, work_dir: str, source: Tuple[str
             LOG_LEVEL, "--page-server", "--address", source[0], "--port", str(source[1])]
 
 
-def page_server_argv(criu: str, images_dir: str, work_dir: str, listen: Tuple[str, int]) -> List[str]:
-    """The destination's receiver of a streamed dump's pages (exits when the dump ends)."""
+def page_server_argv(criu: str, images_dir: str, work_dir: str, listen: Tuple[str, int],
+                     parent: Optional[str] = None) -> List[str]:
+    """The destination's receiver of a streamed dump's pages (exits when the dump ends). With `parent`
+    (pre-copy) it links the previous round's images, which hold the pages not sent again."""
     return [criu, "page-server", "--images-dir", images_dir, "--work-dir", work_dir,
-            "--log-file", "page-server.log", LOG_LEVEL, "--address", listen[0], "--port", str(listen[1])]
+            "--log-file", "page-server.log", LOG_LEVEL, "--address", listen[0], "--port", str(listen[1])] + \
+        (["--prev-images-dir", parent] if parent else [])
 
 
 def cpuinfo_argv(criu: str, action: str, images_dir: str) -> List[str]:
@@ -187,8 +213,8 @@ class Criu:
         result = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 universal_newlines=True, check=False)
         output = result.stdout.strip()
-        if feature:
-            return result.returncode == 0 and "is supported" in output, output
+        if feature:  # some features say "X is supported", others (mem_dirty_track) say nothing when they are
+            return result.returncode == 0 and "not supported" not in output.lower(), output
         return result.returncode == 0 and "Looks good" in output, output
 
     def run(self, argv: List[str], work_dir: str, log_name: str, what: str,

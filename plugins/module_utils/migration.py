@@ -32,7 +32,7 @@ import shutil
 import socket
 import subprocess
 import time
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from ansible_collections.autopod.autopod.plugins.module_utils import cgroups, network, transfer
 from ansible_collections.autopod.autopod.plugins.module_utils import criu as criu_driver
@@ -47,7 +47,8 @@ from ansible_collections.autopod.autopod.plugins.module_utils.store import (
     RUNNING, Manifest, PodStore, make_private_dir, write_private_json)
 from ansible_collections.autopod.autopod.plugins.module_utils.timing import Stopwatch
 
-STRATEGIES = ("auto", "post-copy", "stop-and-copy")
+STRATEGIES = ("auto", "post-copy", "pre-copy", "stop-and-copy")
+PRE_COPY_ROUNDS = 2  # pre-dumps while the pod runs; the second sends only what the first left dirty
 STORAGE = ("copy", "shared")
 # CRIU's page server grows a pipe to 819 pages; above pipe-max-size that fails and post-copy dies
 # with "page-pipe: splice: Bad file descriptor" (DESIGN.md, "Memory").
@@ -75,6 +76,19 @@ def post_copy_problem(criu: criu_driver.Criu) -> Optional[str]:
         return ("/proc/sys/fs/pipe-max-size is %d, below the %d bytes CRIU's page server needs "
                 "(the autopod.autopod.criu role raises it)" % (_pipe_max_size(), PIPE_MAX_NEEDED))
     return None
+
+
+def pre_copy_problem(criu: criu_driver.Criu) -> Optional[str]:
+    """Why pre-copy cannot run on this host (None when it can): it needs soft-dirty page tracking."""
+    supported, output = criu.check("mem_dirty_track")
+    if not supported:
+        return "the kernel has no soft-dirty page tracking (`criu check --feature mem_dirty_track`: %s)" \
+            % ((output.splitlines() or ["no output"])[-1])
+    return None
+
+
+def _round_dir(number: int) -> str:
+    return "pre%d" % number
 
 
 def _memory_available() -> int:
@@ -201,6 +215,7 @@ class _ReceiverSession:
         self.page_server: Optional[subprocess.Popen] = None
         self.lazy: Optional[subprocess.Popen] = None
         self.restored = False
+        self.pre_copy_rounds = 0
 
     def _log(self, message: str) -> None:
         os.write(1, ("%s %s\n" % (time.strftime("%H:%M:%S"), message)).encode())
@@ -252,7 +267,10 @@ class _ReceiverSession:
             elif kind == "rootfs":
                 self._receive_rootfs(channel, message)
             elif kind == "page_server":
-                self._start_page_server(channel)
+                self._start_page_server(channel, message.get("round"))
+            elif kind == "round_done":
+                self._wait_page_server()
+                channel.send({"type": "round_ok"})
             elif kind == "images":
                 self._receive_images(channel)
             elif kind == "restore":
@@ -263,7 +281,7 @@ class _ReceiverSession:
                     channel.send({"type": "error", "msg": "restore on the destination failed: %s" % exc.msg})
             elif kind == "send_back":
                 channel.send({"type": "images_back"})
-                channel.send_tree(self.image_dir, sorted(os.listdir(self.image_dir)))
+                channel.send_tree(self.image_dir, _all_entries(self.image_dir))
             elif kind == "bye":
                 return
 
@@ -292,18 +310,32 @@ class _ReceiverSession:
         channel.receive_tree(self.spec.rootfs)
         channel.send({"type": "rootfs_ok"})
 
-    def _start_page_server(self, channel: transfer.Channel) -> None:
+    def _start_page_server(self, channel: transfer.Channel, pre_copy_round: Optional[int]) -> None:
+        """A page server for the final dump, or for pre-copy round N (its own subdirectory). Each
+        pre-copy image set links the one before it, the final set the last round's."""
+        number = int(pre_copy_round or 0)
+        images, parent = self.image_dir, None
+        if number:
+            images = make_private_dir(os.path.join(self.image_dir, _round_dir(number)))
+            parent = os.path.join("..", _round_dir(number - 1)) if number > 1 else None
+        elif self.pre_copy_rounds:
+            parent = _round_dir(self.pre_copy_rounds)
+        self.pre_copy_rounds = max(self.pre_copy_rounds, number)
         port = _free_port(self.address)
         work = make_private_dir(self.image_dir + ".work")
-        argv = criu_driver.page_server_argv(self.criu.path, self.image_dir, work, (self.address, port))
+        argv = criu_driver.page_server_argv(self.criu.path, images, work, (self.address, port), parent)
         self.page_server = _start_when_ready(argv, os.path.join(work, "page-server.log"), "page-server")
         channel.send({"type": "page_server_ready", "port": port})
 
-    def _receive_images(self, channel: transfer.Channel) -> None:
-        channel.receive_tree(self.image_dir)
+    def _wait_page_server(self) -> None:
         if self.page_server is not None and self.page_server.wait(60) != 0:
             raise AutopodError("the page server ended with %d (log: %s.work/page-server.log)"
                                % (self.page_server.returncode, self.image_dir))
+        self.page_server = None
+
+    def _receive_images(self, channel: transfer.Channel) -> None:
+        channel.receive_tree(self.image_dir)
+        self._wait_page_server()
         channel.send({"type": "images_ok"})
 
     def _restore(self, channel: transfer.Channel, message: Dict[str, Any]) -> None:
@@ -387,13 +419,29 @@ class _Dump:
             os.path.join(self.work, "dump.log")))
 
 
-def resolve_strategy(asked: str, local: Optional[str], remote_ok: bool) -> str:
-    if asked == "stop-and-copy":
+def resolve_strategy(asked: str, post_copy_local: Optional[str], post_copy_remote_ok: bool,
+                     pre_copy_local: Optional[str]) -> str:
+    """The strategy to use: the one asked for if possible (else an error), or for `auto` the best one
+    possible: post-copy (shortest pause), else pre-copy (only the source needs soft-dirty tracking),
+    else stop-and-copy."""
+    post_copy = post_copy_local or (None if post_copy_remote_ok else "the destination cannot do post-copy")
+    problems = {"post-copy": post_copy, "pre-copy": pre_copy_local, "stop-and-copy": None}
+    if asked != "auto":
+        if problems[asked]:
+            raise AutopodError("%s is not possible: %s" % (asked, problems[asked]))
         return asked
-    problem = local or (None if remote_ok else "the destination cannot do post-copy")
-    if asked == "post-copy" and problem:
-        raise AutopodError("post-copy is not possible: %s" % problem)
-    return "stop-and-copy" if problem else "post-copy"
+    return next(strategy for strategy in ("post-copy", "pre-copy", "stop-and-copy") if not problems[strategy])
+
+
+def _all_entries(base: str) -> List[str]:
+    """Every path under `base`, relative, each directory before what it holds."""
+    entries = []
+    for directory, dirs, files in os.walk(base):
+        relative = os.path.relpath(directory, base)
+        for name in sorted(dirs) + sorted(files):
+            entries.append(os.path.normpath(os.path.join(relative, name)))
+        dirs.sort()
+    return entries
 
 
 def migrate(state_dir: str, criu_path: str, name: str, destination: str, port: int, token: str, storage: str,
@@ -422,6 +470,7 @@ class _SourceSession:
         self.channel: Optional[transfer.Channel] = None
         self.dump: Optional[_Dump] = None
         self.bytes = {"rootfs": 0, "images": 0, "pages": 0}
+        self.pre_copy_rounds: List[int] = []  # pages sent by each pre-copy round
 
     def run(self, destination: str, port: int, token: str, strategy: str,
             source_address: Optional[str]) -> Dict[str, Any]:
@@ -437,7 +486,8 @@ class _SourceSession:
         channel.send({"type": "hello", "token": token, "pod": self.spec.name,
                       "memory": resident_memory(self.spec.name) or 0})
         ready = channel.expect("ready")
-        chosen = resolve_strategy(strategy, post_copy_problem(self.criu), bool(ready.get("post_copy")))
+        chosen = resolve_strategy(strategy, post_copy_problem(self.criu), bool(ready.get("post_copy")),
+                                  pre_copy_problem(self.criu))
         self.watch.lap("hello")
         self._check_cpu()
         self.watch.lap("cpu_check")
@@ -445,10 +495,13 @@ class _SourceSession:
         if self.storage == "copy":
             synced = self._sync_rootfs(None)
             self.watch.lap("rootfs_presync")
-        # Up to here nothing has touched the pod: any failure leaves it running as it was.
-        local_address = source_address or channel.sock.getsockname()[0]
         shutil.rmtree(self.image_dir, ignore_errors=True)
         make_private_dir(self.image_dir)
+        if chosen == "pre-copy":
+            self._pre_copy(channel.sock.getpeername()[0])
+            self.watch.lap("pre_copy")
+        # Up to here the pod has not stopped: any failure leaves it running as it was.
+        local_address = source_address or channel.sock.getsockname()[0]
         frozen_at = time.monotonic()
         lazy_port = self._dump(chosen, local_address)
         self.watch.lap("dump")
@@ -480,12 +533,13 @@ class _SourceSession:
             self.bytes["pages"] = lazy_pages(self.image_dir) * PAGE_SIZE
             frozen_ms = downtime_ms  # frozen here from the dump's start until it runs there
         else:
-            self.bytes["pages"] = dump_stats.get("pages_written", 0) * PAGE_SIZE
+            self.bytes["pages"] = (dump_stats.get("pages_written", 0) + sum(self.pre_copy_rounds)) * PAGE_SIZE
             frozen_ms = round(dump_stats.get("frozen_time_us", 0) / 1000, 1)
         self._leave()
         self.watch.lap("cleanup")
         return {"changed": True, "strategy": chosen, "storage": self.storage, "destination": destination,
                 "downtime_ms": downtime_ms, "frozen_ms": frozen_ms,
+                "pre_copy_pages": self.pre_copy_rounds, "final_dump_pages": dump_stats.get("pages_written", 0),
                 "bytes": dict(self.bytes, channel=channel.sent + channel.received,
                               total=self.bytes["pages"] + channel.sent + channel.received),
                 "timings": self.watch.result(), "destination_report": reply,
@@ -519,6 +573,24 @@ class _SourceSession:
         self.channel.expect("rootfs_ok")
         return local
 
+    def _pre_copy(self, peer: str) -> None:
+        """Pre-dump rounds while the pod runs, each into its own page server on the destination: the
+        first sends all the pod's memory, each next one only what was dirtied since (soft-dirty
+        tracking). A failure here has not stopped the pod."""
+        work = self.store.work_dir(self.spec.name)
+        inode = os.stat("/proc/%d/ns/net" % self.manifest.init_pid).st_ino
+        for number in range(1, PRE_COPY_ROUNDS + 1):
+            self.channel.send({"type": "page_server", "round": number})
+            port = self.channel.expect("page_server_ready")["port"]
+            images = make_private_dir(os.path.join(self.image_dir, _round_dir(number)))
+            parent = os.path.join("..", _round_dir(number - 1)) if number > 1 else None
+            self.criu.run(criu_driver.pre_dump_argv(self.criu.path, self.manifest.init_pid, images, work, inode,
+                                                    self.spec.mounts, (peer, port), parent),
+                          work, "pre-dump.log", "pre-dump")
+            self.channel.send({"type": "round_done"})
+            self.channel.expect("round_ok")
+            self.pre_copy_rounds.append(criu_driver.read_stats(work, "dump").get("pages_written", 0))
+
     @property
     def _work(self) -> str:
         return os.path.join(self.store.state_dir, "work", self.spec.name)
@@ -547,9 +619,10 @@ class _SourceSession:
             return port
         self.channel.send({"type": "page_server"})
         remote_port = self.channel.expect("page_server_ready")["port"]
+        parent = _round_dir(len(self.pre_copy_rounds)) if self.pre_copy_rounds else None
         argv = criu_driver.dump_argv(self.criu.path, self.manifest.init_pid, self.image_dir, work, inode,
                                      self.spec.mounts, True, False,
-                                     page_server=(self.channel.sock.getpeername()[0], remote_port))
+                                     page_server=(self.channel.sock.getpeername()[0], remote_port), parent=parent)
         self.dump = _Dump(argv, work, None)
         if self.dump.process.wait() != 0:
             raise self._dump_failed()
@@ -565,7 +638,10 @@ class _SourceSession:
 
     def _send_images(self, strategy: str) -> None:
         self.channel.send({"type": "images", "lazy": strategy == "post-copy"})
-        self.bytes["images"] += self.channel.send_tree(self.image_dir, sorted(os.listdir(self.image_dir)))
+        # the image files only: pre-copy rounds' directories (and the link to the last) are already there
+        paths = [os.path.join(self.image_dir, name) for name in sorted(os.listdir(self.image_dir))]
+        files = [os.path.basename(path) for path in paths if os.path.isfile(path) and not os.path.islink(path)]
+        self.bytes["images"] += self.channel.send_tree(self.image_dir, files)
         self.channel.expect("images_ok")
 
     def _fall_back(self, failure: AutopodError, strategy: str, lazy_port: Optional[int]) -> Dict[str, Any]:
@@ -576,13 +652,13 @@ class _SourceSession:
         which sends its images back.
         """
         try:
-            if strategy == "stop-and-copy":
+            if strategy != "post-copy":
                 self.channel.send({"type": "send_back"})
                 self.channel.expect("images_back")
                 self.channel.receive_tree(self.image_dir)
             self.channel.send({"type": "bye"})
         except AutopodError as lost:
-            if strategy == "stop-and-copy":
+            if strategy != "post-copy":
                 raise AutopodError("the move of pod %s failed (%s) and its images could not be fetched back (%s); "
                                    "they are on the destination" % (self.spec.name, failure.msg, lost.msg))
         try:

@@ -14,9 +14,12 @@ description:
     destination. The pod keeps its processes, memory, IP and MAC address, established TCP connections and files.
   - Strategies. V(post-copy) freezes the pod only for the non-memory state, resumes it on the destination at once,
     and serves its memory from here on demand until the destination has all of it; this host must stay up until the
-    module returns (it returns only then). V(stop-and-copy) streams the memory to the destination while the pod is
-    frozen. V(auto) picks post-copy where both hosts can do it (userfaultfd, and C(/proc/sys/fs/pipe-max-size) large
-    enough for CRIU's page server), else stop-and-copy.
+    module returns (it returns only then). V(pre-copy) sends the memory while the pod runs, in rounds (CRIU
+    C(pre-dump --track-mem): the first round sends everything, the next only what was written since), then
+    freezes the pod and sends what is still dirty; it needs soft-dirty page tracking in this host's kernel
+    (C(criu check --feature mem_dirty_track)). V(stop-and-copy) streams the memory to the destination while the pod
+    is frozen. V(auto) picks post-copy where both hosts can do it (userfaultfd, and C(/proc/sys/fs/pipe-max-size)
+    large enough for CRIU's page server), else pre-copy where this kernel tracks dirty pages, else stop-and-copy.
   - Before the freeze, CRIU is checked, the destination checks memory, disk and CPU features; a refusal leaves the pod
     running here. If the destination cannot restore the pod, it is restored here from the same images and the task
     fails saying what happened. After a successful move the pod is forgotten here and its images are removed; with
@@ -64,7 +67,7 @@ options:
   strategy:
     description: How the memory travels.
     type: str
-    choices: [auto, post-copy, stop-and-copy]
+    choices: [auto, post-copy, pre-copy, stop-and-copy]
     default: auto
   source_address:
     description: This host's address the destination fetches post-copied memory from. Defaults to the address the
@@ -104,6 +107,17 @@ frozen_ms:
   returned: changed
   type: float
   sample: 61.0
+pre_copy_pages:
+  description: Pages sent by each pre-copy round while the pod ran (empty for other strategies).
+  returned: changed
+  type: list
+  elements: int
+  sample: [4200, 12]
+final_dump_pages:
+  description: Pages sent while the pod was frozen (0 for post-copy, whose pages follow the pod).
+  returned: changed
+  type: int
+  sample: 9
 bytes:
   description: Bytes moved between the hosts, by kind (rootfs, images, pages, channel, total).
   returned: changed

@@ -94,6 +94,20 @@ def test_a_refused_destination_leaves_the_pod_running(lab, clean):
         watcher.close()
 
 
+def test_pre_copy_without_soft_dirty_tracking_is_refused_before_anything_moves(lab, clean):
+    # This machine's kernel has no soft-dirty tracking (the QEMU guests' Debian kernels do: tests/qemu).
+    pods.place(lab, "lab1", "mv-precopy", 5)
+    watcher = pods.client(5)
+    try:
+        watcher.wait_lines(10)
+        refused = pods.move(lab, "mv-precopy", "lab1", "lab2", strategy="pre-copy")
+        assert refused["failed"] and "pre-copy is not possible: the kernel has no soft-dirty" in refused["msg"], refused
+        assert pods.where(lab, "mv-precopy", ["lab1", "lab2"]) == {"lab1": "running"}
+        assert_unbroken(watcher, 10)
+    finally:
+        watcher.close()
+
+
 def test_a_failed_restore_falls_back_to_the_source(lab, clean):
     # The pod has a host directory bind-mounted at /data; on lab2 the same path is a file, which
     # passes the destination's checks (it exists) but makes CRIU's restore fail to mount it.

@@ -9,6 +9,8 @@ boots the newest kernel in its /boot) and brings the pod back; lab2 has nothing 
 
 from __future__ import annotations
 
+import pytest
+
 from lab import control
 from tests.lab import pods
 from tests.lab.test_rolling_patch import assert_clients_unharmed, report_of, run
@@ -16,6 +18,7 @@ from tests.qemu.test_cross_kernel import running_kernel
 from tests.support.ansible_cli import module
 
 
+@pytest.mark.kernel_upgrade
 def test_rolling_patch_upgrades_the_kernel_and_brings_the_pod_back(guests, tmp_path):
     before = {host: running_kernel(guests, host) for host in ("lab1", "lab2")}
     status = module("patch_status", {"policy": "all"}, host="lab1", inventory=guests)

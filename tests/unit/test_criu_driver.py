@@ -115,3 +115,17 @@ def test_damaged_pages_are_found(tmp_path):
         "pages-1.img has 4096 bytes where pagemap-7.img expects 3485696"]
     (tmp_path / "pagemap-7.img").write_bytes(fixture("pagemap-4.2.1.img", "rb")[:30])
     assert "unreadable" in criu_images.damaged_pages(str(tmp_path))[0]
+
+
+def test_pre_copy_rounds_link_their_parents_on_both_sides():
+    first = criu.pre_dump_argv("/c", 42, "/img/pre1", "/w", 7, [], ("10.0.0.2", 1234), None)
+    second = criu.pre_dump_argv("/c", 42, "/img/pre2", "/w", 7, [], ("10.0.0.2", 1234), "../pre1")
+    final = criu.dump_argv("/c", 42, "/img", "/w", 7, [], True, False, page_server=("10.0.0.2", 1235), parent="pre2")
+    assert first[:2] == ["/c", "pre-dump"] and "--track-mem" in first and "--prev-images-dir" not in first
+    assert second[second.index("--prev-images-dir") + 1] == "../pre1"
+    assert "--tcp-established" not in second, "a pre-dump leaves the network alone"
+    assert final[final.index("--prev-images-dir") + 1] == "pre2" and "--track-mem" in final
+    assert "--tcp-established" in final and final[final.index("--port") + 1] == "1235"
+    server = criu.page_server_argv("/c", "/img/pre2", "/w", ("10.0.0.2", 1234), "../pre1")
+    assert server[-2:] == ["--prev-images-dir", "../pre1"]
+    assert "--prev-images-dir" not in criu.page_server_argv("/c", "/img", "/w", ("10.0.0.2", 1234))

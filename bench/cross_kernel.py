@@ -1,0 +1,64 @@
+"""Benchmark: a move across kernels (QEMU guests on Debian's 6.1 and 6.12) next to the same move
+between namespace lab hosts, so that the cost of emulation is not mistaken for the cost of the method.
+
+The same measurement as bench/migration.py (its measure_moves): a 16 MiB counter pod moves
+lab1 -> lab2 -> lab1 ... RUNS times after a warm-up move, copy storage, images on tmpfs, a client on
+the lab's client host checking every line; medians of the client's longest pause, the frozen time,
+bytes between hosts and the end-to-end time through Ansible. On the guests every move crosses
+kernels (6.1 <-> 6.12), and everything in them (CRIU, Python, Ansible's modules) runs under TCG.
+
+Run as root after scripts/setup.sh:  .venv/bin/python bench/cross_kernel.py [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path[:0] = [ROOT, os.path.join(ROOT, ".collections")]
+
+from bench.migration import measure_moves  # noqa: E402
+from lab import control  # noqa: E402
+from tests.lab import pods  # noqa: E402
+from tests.support.cleanup import adopt_orphans, reap_orphans  # noqa: E402
+
+LABS = (("QEMU guests, 6.1 <-> 6.12 (TCG)", control.QEMU, ("6.1", "6.12")),
+        ("namespace lab hosts, same kernel", control.NAMESPACE, ()))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--mib", type=int, default=16)
+    parser.add_argument("--strategies", default="post-copy,stop-and-copy")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("run as root")
+    adopt_orphans()
+    results = {"machine": {"kernel": os.uname().release, "cpus": os.cpu_count()}, "moves": {}}
+    try:
+        for label, kind, series in LABS:
+            control.down()
+            inventory = control.up(2, kind, series)
+            pods.base_rootfs()
+            for strategy in args.strategies.split(","):
+                results["moves"]["%s, %s" % (label, strategy)] = measure_moves(inventory, args.mib, strategy,
+                                                                               args.runs)
+                reap_orphans()
+    finally:
+        control.down()
+        reap_orphans()
+    print("| %d MiB pod moved between | client's longest pause ms | frozen ms | MiB between hosts | "
+          "end-to-end ms (3 Ansible tasks) |" % args.mib)
+    print("|---|---|---|---|---|")
+    for label, row in results["moves"].items():
+        print("| %s | %.0f | %.0f | %.1f | %.0f |" % (label, row["client_pause_ms"], row["frozen_ms"],
+                                                     row["bytes_between_hosts"] / 2**20, row["end_to_end_ms"]))
+    print(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
