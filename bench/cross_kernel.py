@@ -25,28 +25,29 @@ from lab import control  # noqa: E402
 from tests.lab import pods  # noqa: E402
 from tests.support.cleanup import adopt_orphans, reap_orphans  # noqa: E402
 
-LABS = (("QEMU guests, 6.1 <-> 6.12 (TCG)", control.QEMU, ("6.1", "6.12")),
-        ("namespace lab hosts, same kernel", control.NAMESPACE, ()))
+# (label, kind of lab host, kernels, strategies): pre-copy needs soft-dirty tracking, which Debian's
+# kernels have and this machine's lacks
+LABS = (("QEMU guests, 6.1 <-> 6.12 (TCG)", control.QEMU, ("6.1", "6.12"), ("post-copy", "pre-copy", "stop-and-copy")),
+        ("namespace lab hosts, same kernel", control.NAMESPACE, (), ("post-copy", "stop-and-copy")))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--mib", type=int, default=16)
-    parser.add_argument("--strategies", default="post-copy,stop-and-copy")
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("run as root")
     adopt_orphans()
     results = {"machine": {"kernel": os.uname().release, "cpus": os.cpu_count()}, "moves": {}}
     try:
-        for label, kind, series in LABS:
+        for label, kind, series, strategies in LABS:
             control.down()
             inventory = control.up(2, kind, series)
             pods.base_rootfs()
-            for strategy in args.strategies.split(","):
-                results["moves"]["%s, %s" % (label, strategy)] = measure_moves(inventory, args.mib, strategy,
-                                                                               args.runs)
+            for strategy in strategies:
+                key = "%s, %s" % (label, strategy)
+                results["moves"][key] = measure_moves(inventory, args.mib, strategy, args.runs)
                 reap_orphans()
     finally:
         control.down()
@@ -55,8 +56,9 @@ def main() -> None:
           "end-to-end ms (3 Ansible tasks) |" % args.mib)
     print("|---|---|---|---|---|")
     for label, row in results["moves"].items():
-        print("| %s | %.0f | %.0f | %.1f | %.0f |" % (label, row["client_pause_ms"], row["frozen_ms"],
-                                                     row["bytes_between_hosts"] / 2**20, row["end_to_end_ms"]))
+        cells = (label, row["client_pause_ms"], row["frozen_ms"], row["bytes_between_hosts"] / 2**20,
+                 row["end_to_end_ms"])
+        print("| %s | %.0f | %.0f | %.1f | %.0f |" % cells)
     print(json.dumps(results, indent=1))
 
 

@@ -15,7 +15,7 @@ description:
   - Strategies. V(post-copy) freezes the pod only for the non-memory state, resumes it on the destination at once,
     and serves its memory from here on demand until the destination has all of it; this host must stay up until the
     module returns (it returns only then). V(pre-copy) sends the memory while the pod runs, in rounds (CRIU
-    C(pre-dump --track-mem): the first round sends everything, the next only what was written since), then
+    C(pre-dump --track-mem); the first round sends everything, the next only what was written since), then
     freezes the pod and sends what is still dirty; it needs soft-dirty page tracking in this host's kernel
     (C(criu check --feature mem_dirty_track)). V(stop-and-copy) streams the memory to the destination while the pod
     is frozen. V(auto) picks post-copy where both hosts can do it (userfaultfd, and C(/proc/sys/fs/pipe-max-size)

@@ -101,4 +101,3 @@ def test_remote_errors_are_told_apart(channels):
     with pytest.raises(transfer.RemoteError) as err:
         receiver.expect("ready")
     assert "no room" in err.value.msg
-
