@@ -53,7 +53,7 @@ def _medians(rows):
 
 
 def measure_moves(inventory: str, mib: int, strategy: str, runs: int) -> dict:
-    name = "bench-%d-%s" % (mib, strategy[:4])
+    name = "bench-%d-%s" % (mib, strategy.split("-")[0])
     pods.place(inventory, "lab1", name, 10, mib=mib)
     watcher = pods.client(10)
     rows, here, there = [], "lab1", "lab2"
