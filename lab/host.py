@@ -265,34 +265,12 @@ def keep(host: str, boot: Optional[Callable[[str], int]] = None,
 
 def spawn_keeper(host: str, keeper_main: Callable[[str], None] = keep) -> int:
     """Start `keeper_main(host)` as a daemon; returns its PID."""
-    read_fd, write_fd = os.pipe()
-    child = os.fork()
-    if child == 0:
+    def run() -> None:
         try:
-            os.close(read_fd)
-            os.setsid()
-            keeper = os.fork()
-            if keeper == 0:
-                os.chdir("/")
-                devnull = os.open("/dev/null", os.O_RDWR)
-                for fd in (0, 1, 2):
-                    os.dup2(devnull, fd)
-                os.closerange(3, write_fd)
-                os.closerange(write_fd + 1, 65536)
-                os.close(write_fd)
-                try:
-                    keeper_main(host)
-                except Exception as exc:  # a keeper that cannot start its host says why
-                    _log(host, "keeper failed: %r" % exc)
-                finally:
-                    os._exit(0)
-            os.write(write_fd, str(keeper).encode())
-        finally:
-            os._exit(0)
-    os.close(write_fd)
-    os.waitpid(child, 0)
-    with os.fdopen(read_fd) as reader:
-        return int(reader.read())
+            keeper_main(host)
+        except Exception as exc:  # a keeper that cannot start its host says why
+            _log(host, "keeper failed: %r" % exc)
+    return int(linux.daemonize(linux.report_pid(run)))
 
 
 def init_pid(host: str) -> int:

@@ -30,3 +30,18 @@ options:
     type: path
     default: criu
 """
+
+    # What every module's attributes mean; each module says how far it supports them.
+    ATTRIBUTES = r"""
+attributes:
+  check_mode:
+    description: Can run in check mode and predict what would change, without changing anything.
+  diff_mode:
+    description: Returns the state before and after in diff mode.
+  idempotent:
+    description: A second identical run reports no change.
+  platform:
+    description: Target operating systems.
+    support: full
+    platforms: linux
+"""

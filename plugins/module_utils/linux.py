@@ -18,7 +18,7 @@ import platform
 import select
 import signal
 import time
-from typing import Iterator, List, Optional
+from typing import Callable, Iterator, List, Optional, Sequence
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUTS = 0x04000000
@@ -176,6 +176,51 @@ def unmount_under(path: str) -> List[str]:
     for point in below:
         umount2(point, MNT_DETACH)
     return below
+
+
+def daemonize(body: Callable[[int], None], log_path: Optional[str] = None, keep_fds: Sequence[int] = ()) -> bytes:
+    """Run `body(report_fd)` in a detached daemon; returns what it writes to `report_fd` before closing it.
+
+    Double fork and a new session, so the daemon outlives its caller (an Ansible module, a test) and
+    is nobody's child but init's or a subreaper's; cwd /, stdin /dev/null, stdout and stderr to
+    `log_path` (or /dev/null), every other descriptor closed but `keep_fds`: Ansible waits for the
+    module's output pipes to close, so nothing of the module may stay open in the daemon.
+    """
+    read_fd, write_fd = os.pipe()
+    child = os.fork()
+    if child == 0:
+        try:
+            os.close(read_fd)
+            os.setsid()
+            if os.fork() == 0:
+                os.chdir("/")
+                devnull = os.open("/dev/null", os.O_RDWR)
+                out = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600) if log_path else devnull
+                os.dup2(devnull, 0)
+                os.dup2(out, 1)
+                os.dup2(out, 2)
+                kept = sorted(set(keep_fds) | {write_fd})
+                for low, high in zip([3] + [fd + 1 for fd in kept], kept + [65536]):
+                    os.closerange(low, high)
+                try:
+                    body(write_fd)
+                finally:
+                    os._exit(0)
+        finally:
+            os._exit(0)
+    os.close(write_fd)
+    os.waitpid(child, 0)
+    with os.fdopen(read_fd, "rb") as reader:
+        return reader.read()
+
+
+def report_pid(body: Callable[[], None]) -> Callable[[int], None]:
+    """A daemon body that reports its PID (see daemonize), then runs `body()`."""
+    def run(report_fd: int) -> None:
+        os.write(report_fd, str(os.getpid()).encode())
+        os.close(report_fd)
+        body()
+    return run
 
 
 def boot_id() -> str:

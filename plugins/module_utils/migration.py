@@ -34,7 +34,7 @@ import subprocess
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
-from ansible_collections.autopod.autopod.plugins.module_utils import cgroups, network, transfer
+from ansible_collections.autopod.autopod.plugins.module_utils import cgroups, linux, network, transfer
 from ansible_collections.autopod.autopod.plugins.module_utils import criu as criu_driver
 from ansible_collections.autopod.autopod.plugins.module_utils.checkpointing import (
     POD_META, criu_restore, read_image_meta)
@@ -149,7 +149,7 @@ class Receiver:
             token = secrets.token_hex(16)
             session = _ReceiverSession(self.store, criu, spec, storage, target, token, listener, timeout, home)
             bound_port = listener.getsockname()[1]
-            daemon = _daemonize(session.serve, target + ".log")
+            daemon = int(linux.daemonize(linux.report_pid(session.serve), target + ".log", [listener.fileno()]))
             listener.close()
             return {"changed": True, "checks": checks, "address": listen, "port": bound_port, "token": token,
                     "image_dir": target, "receiver_pid": daemon, "post_copy": checks["post_copy"] is True}
@@ -174,36 +174,6 @@ class Receiver:
         return {"criu": criu.facts(), "post_copy": problem or True, "memory_available": _memory_available()}
 
 
-def _daemonize(body, log_path: str) -> int:
-    """Run `body()` in a detached daemon (stdio to `log_path`); returns its PID."""
-    read_fd, write_fd = os.pipe()
-    child = os.fork()
-    if child == 0:
-        try:
-            os.close(read_fd)
-            os.setsid()
-            grandchild = os.fork()
-            if grandchild == 0:
-                os.close(write_fd)
-                os.chdir("/")
-                log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-                devnull = os.open("/dev/null", os.O_RDONLY)
-                os.dup2(devnull, 0)
-                os.dup2(log, 1)
-                os.dup2(log, 2)
-                try:
-                    body()
-                finally:
-                    os._exit(0)
-            os.write(write_fd, str(grandchild).encode())
-        finally:
-            os._exit(0)
-    os.close(write_fd)
-    os.waitpid(child, 0)
-    with os.fdopen(read_fd) as reader:
-        return int(reader.read())
-
-
 class _ReceiverSession:
     """One migration, on the destination, in the receiver daemon."""
 
@@ -221,9 +191,7 @@ class _ReceiverSession:
         os.write(1, ("%s %s\n" % (time.strftime("%H:%M:%S"), message)).encode())
 
     def serve(self) -> None:
-        # the listening socket is inherited across the fork; close everything else the module had open
-        os.closerange(3, self.listener.fileno())
-        os.closerange(self.listener.fileno() + 1, 65536)
+        """The daemon's body: the listening socket is the one descriptor it has from the module."""
         channel = None
         try:
             self.listener.settimeout(self.timeout)

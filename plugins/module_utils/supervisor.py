@@ -26,18 +26,6 @@ from ansible_collections.autopod.autopod.plugins.module_utils.errors import Auto
 from ansible_collections.autopod.autopod.plugins.module_utils.store import write_private_json
 
 
-def _daemonize_stdio(log_path: str, keep_fd: int) -> None:
-    os.chdir("/")
-    devnull = os.open("/dev/null", os.O_RDWR)
-    log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    os.dup2(devnull, 0)
-    os.dup2(log, 1)
-    os.dup2(log, 2)
-    # Ansible waits for the module's output pipes to close; nothing of the module may stay open here.
-    os.closerange(3, keep_fd)
-    os.closerange(keep_fd + 1, 65536)
-
-
 def _exit_record(pid: int, start_time: int, status: int) -> Dict[str, Any]:
     record: Dict[str, Any] = {"init_pid": pid, "init_start_time": start_time, "ended_at": time.time(),
                               "boot_id": linux.boot_id()}
@@ -54,7 +42,6 @@ def _log(message: str) -> None:
 
 def _supervise(report_fd: int, start: Callable[[], int], log_path: str, exit_path: str,
                after_report: Optional[Callable[[], object]]) -> None:
-    _daemonize_stdio(log_path, report_fd)
     linux.prctl(linux.PR_SET_CHILD_SUBREAPER, 1)
     try:
         init_pid = start()
@@ -92,20 +79,8 @@ def spawn(start: Callable[[], int], log_path: str, exit_path: str,
     Returns {"supervisor_pid", "init_pid", "init_start_time"} or raises AutopodError
     with the message the supervisor reported.
     """
-    read_fd, write_fd = os.pipe()
-    child = os.fork()
-    if child == 0:
-        try:
-            os.close(read_fd)
-            os.setsid()
-            if os.fork() == 0:
-                _supervise(write_fd, start, log_path, exit_path, after_report)
-        finally:
-            os._exit(0)
-    os.close(write_fd)
-    os.waitpid(child, 0)
-    with os.fdopen(read_fd, "rb") as reader:
-        data = reader.read()
+    data = linux.daemonize(lambda report_fd: _supervise(report_fd, start, log_path, exit_path, after_report),
+                           log_path)
     report = json.loads(data) if data else {"error": "the supervisor died before it reported (see %s)" % log_path}
     if "error" in report:
         raise AutopodError(report["error"])

@@ -14,21 +14,15 @@ description:
     (kernels from 6.13 need CRIU 4.1 or newer; kernels from 6.16 need CRIU 4.2 to dump TCP connections).
   - Read-only. With O(fail_on_problem=true) the task fails with the reason and what to install instead.
 extends_documentation_fragment:
+  - autopod.autopod.common.ATTRIBUTES
   - autopod.autopod.common.CRIU
 attributes:
   check_mode:
-    description: Can run in check mode and predict what would change, without changing anything.
     support: full
   diff_mode:
-    description: Returns the state before and after in diff mode.
     support: none
   idempotent:
-    description: A second identical run reports no change.
     support: full
-  platform:
-    description: Target operating systems.
-    support: full
-    platforms: linux
 options:
   tcp_established:
     description: Judge the version for pods with established TCP connections.

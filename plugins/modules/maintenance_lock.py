@@ -18,19 +18,13 @@ description:
   - Taking a lock held by another, unexpired owner waits up to O(wait) seconds, then fails naming the holder.
 attributes:
   check_mode:
-    description: Can run in check mode and predict what would change, without changing anything.
     support: full
   diff_mode:
-    description: Returns the state before and after in diff mode.
     support: none
   idempotent:
-    description: A second identical run reports no change.
     support: full
-  platform:
-    description: Target operating systems.
-    support: full
-    platforms: linux
 extends_documentation_fragment:
+  - autopod.autopod.common.ATTRIBUTES
   - autopod.autopod.common
 options:
   state:

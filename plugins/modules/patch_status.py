@@ -22,21 +22,16 @@ description:
   - What cannot be determined (a locked package database, a failing tool, an unexpected output) is named in
     RV(unknown) with the reason and RV(partial) is true; RV(needs_patching) is null when the policy depends on it.
   - Honours the package manager's own environment, for example C(APT_CONFIG) set with the task's C(environment).
+extends_documentation_fragment:
+  - autopod.autopod.common.ATTRIBUTES
 attributes:
   check_mode:
-    description: Can run in check mode and predict what would change, without changing anything.
     support: full
   diff_mode:
-    description: Returns the state before and after in diff mode.
     support: none
   idempotent:
-    description: A second identical run reports no change.
     support: partial
     details: A run with O(refresh=true) refreshes the cache again and reports a change.
-  platform:
-    description: Target operating systems.
-    support: full
-    platforms: linux
 options:
   policy:
     description:

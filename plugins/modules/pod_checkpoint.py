@@ -19,23 +19,17 @@ description:
   - With O(leave_running=false) a second identical call finds the pod checkpointed and reports no change. With
     O(leave_running=true) every call takes a new checkpoint and reports a change.
 extends_documentation_fragment:
+  - autopod.autopod.common.ATTRIBUTES
   - autopod.autopod.common
   - autopod.autopod.common.CRIU
 attributes:
   check_mode:
-    description: Can run in check mode and predict what would change, without changing anything.
     support: full
   diff_mode:
-    description: Returns the state before and after in diff mode.
     support: none
   idempotent:
-    description: A second identical run reports no change.
     support: partial
     details: A checkpoint with O(leave_running=true) is an action, taken again on every run.
-  platform:
-    description: Target operating systems.
-    support: full
-    platforms: linux
 options:
   name:
     description: The pod to checkpoint. It must be running.

@@ -19,21 +19,15 @@ description:
   - Standard input of the first process is the pod's C(/dev/null); standard output and error go to
     C(/.autopod/console.log) inside the pod.
 extends_documentation_fragment:
+  - autopod.autopod.common.ATTRIBUTES
   - autopod.autopod.common
 attributes:
   check_mode:
-    description: Can run in check mode and predict what would change, without changing anything.
     support: full
   diff_mode:
-    description: Returns the state before and after in diff mode.
     support: full
   idempotent:
-    description: A second identical run reports no change.
     support: full
-  platform:
-    description: Target operating systems.
-    support: full
-    platforms: linux
 options:
   name:
     description:

@@ -14,21 +14,15 @@ description:
     (a pod whose process has ended, or whose host rebooted, is reported V(stopped)).
   - Read-only.
 extends_documentation_fragment:
+  - autopod.autopod.common.ATTRIBUTES
   - autopod.autopod.common
 attributes:
   check_mode:
-    description: Can run in check mode and predict what would change, without changing anything.
     support: full
   diff_mode:
-    description: Returns the state before and after in diff mode.
     support: none
   idempotent:
-    description: A second identical run reports no change.
     support: full
-  platform:
-    description: Target operating systems.
-    support: full
-    platforms: linux
 options:
   name:
     description: Report only this pod. An unknown name gives an empty list.

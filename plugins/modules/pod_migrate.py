@@ -26,20 +26,14 @@ description:
     O(storage=copy) its rootfs stays here, so a later move back sends only what changed.
 attributes:
   check_mode:
-    description: Can run in check mode and predict what would change, without changing anything.
     support: none
   diff_mode:
-    description: Returns the state before and after in diff mode.
     support: none
   idempotent:
-    description: A second identical run reports no change.
     support: none
     details: A move is an action; the receiver accepts only one.
-  platform:
-    description: Target operating systems.
-    support: full
-    platforms: linux
 extends_documentation_fragment:
+  - autopod.autopod.common.ATTRIBUTES
   - autopod.autopod.common
   - autopod.autopod.common.CRIU
 options:

@@ -22,20 +22,14 @@ description:
   - The role C(autopod.autopod.pod_move) and C(playbooks/move_pod.yml) combine both halves.
 attributes:
   check_mode:
-    description: Can run in check mode and predict what would change, without changing anything.
     support: full
   diff_mode:
-    description: Returns the state before and after in diff mode.
     support: none
   idempotent:
-    description: A second identical run reports no change.
     support: none
     details: Every call prepares a new migration.
-  platform:
-    description: Target operating systems.
-    support: full
-    platforms: linux
 extends_documentation_fragment:
+  - autopod.autopod.common.ATTRIBUTES
   - autopod.autopod.common
   - autopod.autopod.common.CRIU
 options:

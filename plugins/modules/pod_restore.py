@@ -17,22 +17,16 @@ description:
   - A restore that fails releases what it built and keeps the image, so it can be retried.
   - A pod that is already running is left alone and reported unchanged.
 extends_documentation_fragment:
+  - autopod.autopod.common.ATTRIBUTES
   - autopod.autopod.common
   - autopod.autopod.common.CRIU
 attributes:
   check_mode:
-    description: Can run in check mode and predict what would change, without changing anything.
     support: full
   diff_mode:
-    description: Returns the state before and after in diff mode.
     support: none
   idempotent:
-    description: A second identical run reports no change.
     support: full
-  platform:
-    description: Target operating systems.
-    support: full
-    platforms: linux
 options:
   name:
     description: The pod to restore; the image must hold this pod.
