@@ -66,14 +66,20 @@ def processes(pod: str) -> List[int]:
         return []
 
 
-def kill_all(pod: str, wait: float = 10.0) -> List[int]:
-    """SIGKILL every process in the pod's cgroup (a half-restored tree, say) and wait until they are gone."""
+def signal_all(pod: str, signum: int) -> List[int]:
+    """Send `signum` to every process in the pod's cgroup; returns their PIDs."""
     pids = processes(pod)
     for pid in pids:
         try:
-            os.kill(pid, signal.SIGKILL)
+            os.kill(pid, signum)
         except ProcessLookupError:
             pass
+    return pids
+
+
+def kill_all(pod: str, wait: float = 10.0) -> List[int]:
+    """SIGKILL every process in the pod's cgroup (a half-restored tree, say) and wait until they are gone."""
+    pids = signal_all(pod, signal.SIGKILL)
     for pid in pids:
         linux.wait_for_exit(pid, wait)
     return pids
@@ -86,12 +92,3 @@ def remove(pod: str) -> None:
     except OSError as exc:
         if exc.errno not in (errno.ENOENT, errno.EBUSY):
             raise
-
-
-def memory_current(pod: str) -> Optional[int]:
-    name = "memory.current" if _v2() else "memory.usage_in_bytes"
-    try:
-        with open(os.path.join(path(pod), name)) as handle:
-            return int(handle.read())
-    except (OSError, ValueError):
-        return None

@@ -18,18 +18,20 @@ import os
 import platform
 import shutil
 import socket
+import subprocess
 import time
 from typing import Any, Dict, Optional
 
 from ansible_collections.autopod.autopod.plugins.module_utils import criu as criu_driver
-from ansible_collections.autopod.autopod.plugins.module_utils import network
+from ansible_collections.autopod.autopod.plugins.module_utils import holds, network
 from ansible_collections.autopod.autopod.plugins.module_utils.criu_images import damaged_pages
 from ansible_collections.autopod.autopod.plugins.module_utils.errors import AutopodError
 from ansible_collections.autopod.autopod.plugins.module_utils.pod import PodSpec, validate_name
-from ansible_collections.autopod.autopod.plugins.module_utils.pods import (
-    Pods, check_network_free, check_paths, release, start_supervised, wait_supervisor)
+from ansible_collections.autopod.autopod.plugins.module_utils.lifecycle import (
+    check_network_free, check_paths, release, start_supervised, wait_supervisor)
+from ansible_collections.autopod.autopod.plugins.module_utils.pods import FENCED, Pods
 from ansible_collections.autopod.autopod.plugins.module_utils.store import (
-    CHECKPOINTED, RUNNING, Manifest, make_private_dir, write_private_json)
+    CHECKPOINTED, MOVED, RUNNING, Manifest, make_private_dir, write_private_json)
 from ansible_collections.autopod.autopod.plugins.module_utils.timing import Stopwatch
 
 POD_META = "autopod-pod.json"
@@ -78,6 +80,17 @@ def read_image_meta(image_dir: str) -> Dict[str, Any]:
     return meta
 
 
+def write_image_meta(image_dir: str, spec: PodSpec, generation: int, tcp: bool, criu: criu_driver.Criu,
+                     **extra: Any) -> None:
+    """The one writer of autopod-pod.json (read by read_image_meta): what a host that has never seen the
+    pod needs to restore it, and where and how the image was made."""
+    meta = {"spec": spec.to_dict(), "tcp_established": tcp, "generation": generation,
+            "source_host": socket.gethostname(), "kernel": platform.release(),
+            "criu_version": criu_driver.version_string(criu.version), "checkpointed_at": time.time()}
+    meta.update(extra)
+    write_private_json(os.path.join(image_dir, POD_META), meta)
+
+
 def restore_timeout(image_dir: str) -> float:
     """Generous: a minute plus the time to read the image at 50 MB/s. Only a hung CRIU reaches it."""
     return 60.0 + image_size(image_dir) / 50e6
@@ -107,6 +120,8 @@ class Checkpointer:
             manifest = self.store.load(name)
             if manifest is None:
                 raise AutopodError("there is no pod named %s on this host" % name)
+            if manifest.busy():
+                raise AutopodError("pod %s is %s; try again when that ends" % (name, manifest.busy()))
             target = self._resolve_image_dir(name, image_dir, manifest)
             state = manifest.state()
             if state == CHECKPOINTED and not leave_running and os.path.isdir(target):
@@ -141,16 +156,13 @@ class Checkpointer:
         spec = manifest.spec
         make_private_dir(os.path.dirname(target))
         tmp = make_private_dir(target + ".new-%d" % os.getpid())
-        work = self.store.work_dir(spec.name)
+        work = self.store.fresh_work_dir(spec.name)
         try:
-            write_private_json(os.path.join(tmp, POD_META), {
-                "spec": spec.to_dict(), "tcp_established": tcp, "generation": manifest.generation,
-                "source_host": socket.gethostname(), "kernel": platform.release(),
-                "criu_version": criu_driver.version_string(criu.version), "checkpointed_at": time.time()})
+            write_image_meta(tmp, spec, manifest.generation, tcp, criu)
             netns_inode = os.stat("/proc/%d/ns/net" % manifest.init_pid).st_ino
-            argv = criu_driver.dump_argv(criu.path, manifest.init_pid, tmp, work, netns_inode, spec.mounts,
-                                         tcp, leave_running)
-            criu.run(argv, work, "dump.log", "dump")
+            criu.run(criu_driver.DumpOptions(pid=manifest.init_pid, images_dir=tmp, work_dir=work,
+                                             netns_inode=netns_inode, mounts=spec.mounts, tcp_established=tcp,
+                                             leave_running=leave_running), "dump")
         except AutopodError as exc:
             shutil.rmtree(tmp, ignore_errors=True)
             still = "and is still running" if manifest.is_running() else "and is NOT running any more"
@@ -170,6 +182,10 @@ class Checkpointer:
             if manifest is not None and manifest.state() == RUNNING:
                 return {"changed": False, "actions": ["pod %s is already running" % name],
                         "pod": self.pods.describe(manifest), "image_dir": target}
+            if manifest is not None and manifest.state() in FENCED:
+                where = manifest.moved_to if manifest.state() == MOVED else (manifest.migration or {}).get("peer")
+                raise AutopodError("pod %s %s; restoring an image of it here could run it twice"
+                                   % (name, FENCED[manifest.state()] % where))
             meta = read_image_meta(target)
             spec = PodSpec.from_dict(meta["spec"])
             if spec.name != name:
@@ -186,7 +202,7 @@ class Checkpointer:
             if manifest is None:
                 manifest = Manifest(spec=spec, generation=int(meta.get("generation", 0)))
             manifest.spec = spec
-            work = self.store.work_dir(name)
+            work = self.store.fresh_work_dir(name)
             watch.lap("prepare")
 
             def run_restore(netns_path: str, _procs: str) -> int:
@@ -215,15 +231,49 @@ class Checkpointer:
 
 
 def criu_restore(criu: criu_driver.Criu, spec: PodSpec, image_dir: str, work: str, netns_path: str,
-                 tcp: bool, lazy: bool = False) -> int:
-    """Runs inside the supervisor: restore detached, so the restored tree is reparented to it."""
+                 tcp: bool, lazy: bool = False, hold_dir: Optional[str] = None) -> int:
+    """Runs inside the supervisor: restore detached, so the restored tree is reparented to it.
+
+    The pod's network is held off its bridge until its sockets exist (network.build_identity). The
+    restore is held too, after the tree is restored and before CRIU unlocks the network and resumes it
+    (holds.py): the pod goes on its bridge in that moment, so a packet that arrives early is dropped by
+    CRIU's lock and retransmitted, never reset, and the pod's first packets find the link up (a packet
+    lost to a link still down would wait out TCP's 1-second initial retransmission timeout). Without
+    `hold_dir` the restore holds, attaches and lets go by itself; with it, the owner of that hold (a
+    receiver, waiting for its source) does.
+    """
+    hold = holds.Hold(os.path.join(work, "hold")) if hold_dir is None else None
     netns_fd = os.open(netns_path, os.O_RDONLY)
     try:
-        argv = criu_driver.restore_argv(criu.path, image_dir, work, spec.rootfs, netns_fd, spec.mounts, tcp,
-                                        "restore.pid", lazy=lazy)
-        criu.run(argv, work, "restore.log", "restore", pass_fds=(netns_fd,), timeout=restore_timeout(image_dir))
+        settings = holds.criu_settings(hold.directory if hold else hold_dir)
+        options = criu_driver.RestoreOptions(images_dir=image_dir, work_dir=work, rootfs=spec.rootfs, netns_fd=netns_fd,
+                                             mounts=spec.mounts, tcp_established=tcp, lazy_pages=lazy,
+                                             action_script=settings["script"], env=settings["env"])
+        process = criu.start(options)
     finally:
         os.close(netns_fd)
+    log = os.path.join(work, options.log_name)
+    try:
+        if hold is not None:
+            hold.wait_held(restore_timeout(image_dir), lambda: process.poll() is None)
+            network.attach(spec)
+            hold.release(holds.GO)
+        code = process.wait(restore_timeout(image_dir))
+    except AutopodError:  # CRIU ended, or hung, before the hold
+        code = process.poll()
+    except subprocess.TimeoutExpired:
+        code = None
+    finally:
+        if hold is not None:
+            hold.close()
+    if code is None:
+        process.kill()
+        process.wait()
+        raise AutopodError("criu restore did not finish within %d seconds and was stopped: %s (full log: %s)"
+                           % (restore_timeout(image_dir), criu_driver.log_errors(log), log))
+    if code != 0:
+        raise AutopodError("criu restore failed (exit %d): %s (full log: %s)" % (code, criu_driver.log_errors(log), log),
+                           criu_argv=criu.last_argv)
     if tcp:
         network.clear_criu_locks(netns_path)
     with open(os.path.join(work, "restore.pid")) as handle:

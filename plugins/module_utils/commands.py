@@ -1,14 +1,21 @@
 # -*- coding: utf-8 -*-
 # Copyright: AutoPod contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The one place external tools are run: argument lists only, never a shell, in the C locale."""
+"""The one place external tools are run: argument lists only, never a shell, in the C locale.
+
+`run` waits for a command and captures its output; `start` leaves it running (CRIU's page
+servers and lazy-pages daemons) with its output discarded, since those tools log to files.
+Both take the descriptors the command must inherit and, for tools that write process memory
+to disk, a private umask.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 from dataclasses import dataclass
-from typing import Dict, Optional, Sequence
+from typing import Dict, Iterator, Optional, Sequence
 
 
 @dataclass
@@ -23,14 +30,48 @@ class Result:
         return "`%s` exited %d: %s" % (" ".join(self.argv), self.rc, text[-1] if text else "no output")
 
 
-def run(argv: Sequence[str], env: Optional[Dict[str, str]] = None, timeout: Optional[float] = None) -> Result:
-    """Run a command and capture its output. A missing program gives rc 127, like a shell would."""
+class CommandTimeout(Exception):
+    """The command did not finish in time and was killed."""
+
+
+@contextlib.contextmanager
+def private_umask(private: bool = True) -> Iterator[None]:
+    """Files a command creates are for root only (checkpoint images hold process memory)."""
+    old = os.umask(0o077) if private else None
+    try:
+        yield
+    finally:
+        if old is not None:
+            os.umask(old)
+
+
+def _environment(env: Optional[Dict[str, str]]) -> Dict[str, str]:
     environment = dict(os.environ)
     environment.update({"LC_ALL": "C", "LANG": "C"})
     environment.update(env or {})
+    return environment
+
+
+def run(argv: Sequence[str], env: Optional[Dict[str, str]] = None, timeout: Optional[float] = None,
+        pass_fds: Sequence[int] = (), private: bool = False, merge_output: bool = False) -> Result:
+    """Run a command and capture its output. A missing program gives rc 127, like a shell would;
+    one that outlives `timeout` is killed and raises CommandTimeout."""
     try:
-        proc = subprocess.run(list(argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
-                              env=environment, timeout=timeout, check=False)
+        with private_umask(private):
+            proc = subprocess.run(list(argv), stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT if merge_output else subprocess.PIPE,
+                                  universal_newlines=True, env=_environment(env), timeout=timeout, check=False,
+                                  pass_fds=tuple(pass_fds), stdin=subprocess.DEVNULL)
     except FileNotFoundError as exc:
         return Result(argv, 127, "", str(exc))
-    return Result(argv, proc.returncode, proc.stdout, proc.stderr)
+    except subprocess.TimeoutExpired:
+        raise CommandTimeout("`%s` did not finish within %s seconds" % (argv[0], timeout))
+    return Result(argv, proc.returncode, proc.stdout, proc.stderr or "")
+
+
+def start(argv: Sequence[str], env: Optional[Dict[str, str]] = None, pass_fds: Sequence[int] = (),
+          private: bool = False) -> "subprocess.Popen[bytes]":
+    """Start a command that keeps running; its output goes nowhere (the tools this is for log to files)."""
+    with private_umask(private):
+        return subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, env=_environment(env), pass_fds=tuple(pass_fds))

@@ -1,19 +1,25 @@
 # -*- coding: utf-8 -*-
 # Copyright: AutoPod contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The CRIU driver: find the binary, judge its version against the kernel, build
-its command lines (argument lists, never shell strings) and run them."""
+"""The CRIU driver: find the binary, judge its version against the kernel, turn option objects into
+its command lines (argument lists, never shell strings) and run them through commands.py.
+
+Every option AutoPod gives CRIU is a field of DumpOptions, RestoreOptions or PageServerOptions (as
+runc keeps them in one CriuOpts struct); the *_argv functions are the only places that turn them
+into arguments. Results carry the command that ran (`Criu.last_argv`).
+"""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import platform
 import re
 import shutil
 import subprocess
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple
 
+from ansible_collections.autopod.autopod.plugins.module_utils import commands
 from ansible_collections.autopod.autopod.plugins.module_utils.criu_images import ImageFormatError, parse_stats
 from ansible_collections.autopod.autopod.plugins.module_utils.errors import AutopodError
 from ansible_collections.autopod.autopod.plugins.module_utils.pod import MountSpec
@@ -22,11 +28,11 @@ NET_KEY = "autopod-net"
 LOG_LEVEL = "-v4"
 # CRIU lives in sbin directories, which a non-login PATH may lack.
 _SEARCH_PATH = ":".join([os.environ.get("PATH", ""), "/usr/local/sbin", "/usr/sbin", "/sbin"])
-# (kernel from, CRIU needed, applies only with TCP connections, why): DESIGN.md, "CRIU: versions".
+# (kernel from, CRIU needed, applies only with TCP connections, why): docs/design.md, "CRIU versions".
 KERNEL_RULES = (
     ((6, 13), (4, 1), False,
-     "kernels from 6.13 split the vvar area and CRIU before 4.1 stops with "
-     "'vdso: Unexpected rt vDSO area bounds'"),
+     "kernels from 6.13 changed the vDSO/vvar layout and CRIU before 4.1 stops with "
+     "'vdso: Failed to fill self vdso symtable'"),
     ((6, 16), (4, 2), True,
      "on kernels from 6.16 CRIU before 4.2 cannot dump TCP sockets "
      "('sockets: Can't get 1:16 opt: Operation not supported')"),
@@ -69,81 +75,120 @@ def compatibility_problems(version: Sequence[int], kernel_release: str, tcp: boo
     return problems
 
 
-def _tree_argv(criu: str, action: str, pid: int, images_dir: str, work_dir: str, netns_inode: int,
-               mounts: Sequence[MountSpec]) -> List[str]:
-    """What every dump and pre-dump of a pod says: which tree, where, and what is external to it."""
-    argv = [criu, action, "--tree", str(pid), "--images-dir", images_dir, "--work-dir", work_dir,
-            "--log-file", "%s.log" % action, LOG_LEVEL, "--external", "net[%d]:%s" % (netns_inode, NET_KEY)]
-    for index, mount in enumerate(mounts):
+@dataclass
+class DumpOptions:
+    """A `criu dump` (or, with pre_dump, `criu pre-dump`) of a pod's process tree."""
+
+    pid: int
+    images_dir: str
+    work_dir: str
+    netns_inode: int  # the pod's network namespace is external: it outlives the dump
+    mounts: Sequence[MountSpec] = ()
+    pre_dump: bool = False
+    tcp_established: bool = True
+    leave_running: bool = False
+    leave_stopped: bool = False  # keep the frozen tree for the caller to kill or revive (a live move)
+    lazy_pages: bool = False  # post-copy: leave memory behind and serve it through page_socket
+    page_socket: Optional[int] = None  # a connected socket the pages go through (--ps-socket)
+    parent: Optional[str] = None  # pre-copy: the previous round's images, relative to images_dir
+    status_fd: Optional[int] = None  # CRIU writes a byte here once everything but lazy memory is dumped
+
+    @property
+    def action(self) -> str:
+        return "pre-dump" if self.pre_dump else "dump"
+
+    @property
+    def log_name(self) -> str:
+        return self.action + ".log"
+
+
+@dataclass
+class RestoreOptions:
+    """A `criu restore` of a pod into its prepared network namespace and root filesystem."""
+
+    images_dir: str
+    work_dir: str
+    rootfs: str
+    netns_fd: int
+    mounts: Sequence[MountSpec] = ()
+    tcp_established: bool = True
+    lazy_pages: bool = False  # memory comes from a `criu lazy-pages` started in the same work_dir
+    action_script: Optional[str] = None  # holds the restored tree before it resumes (holds.py)
+    env: Dict[str, str] = field(default_factory=dict)
+    pidfile: str = "restore.pid"
+    log_name: str = "restore.log"
+
+
+@dataclass
+class PageServerOptions:
+    """The receiving end of streamed pages: `criu page-server` writes them into images_dir;
+    with lazy, `criu lazy-pages` fetches a post-copied pod's pages as it touches them."""
+
+    images_dir: str
+    work_dir: str
+    page_socket: int
+    parent: Optional[str] = None
+    lazy: bool = False
+
+    @property
+    def log_name(self) -> str:
+        return "lazy-pages.log" if self.lazy else "page-server.log"
+
+
+def dump_argv(criu: str, options: DumpOptions) -> List[str]:
+    argv = [criu, options.action, "--tree", str(options.pid), "--images-dir", options.images_dir,
+            "--work-dir", options.work_dir, "--log-file", options.log_name, LOG_LEVEL,
+            "--external", "net[%d]:%s" % (options.netns_inode, NET_KEY)]
+    for index, mount in enumerate(options.mounts):
         argv += ["--external", "mnt[%s]:%s" % (mount.target, mount_key(index))]
-    return argv
-
-
-def _pre_copy_argv(parent: Optional[str]) -> List[str]:
-    """Soft-dirty tracking, and the previous round's images (relative to the images directory)."""
-    return ["--track-mem"] + (["--prev-images-dir", parent] if parent else [])
-
-
-def pre_dump_argv(criu: str, pid: int, images_dir: str, work_dir: str, netns_inode: int,
-                  mounts: Sequence[MountSpec], page_server: Tuple[str, int], parent: Optional[str]) -> List[str]:
-    """One pre-copy round: the pod is frozen only while its memory is collected, then runs on while
-    the pages (only those dirtied since `parent`, with soft-dirty tracking) stream to the destination."""
-    return (_tree_argv(criu, "pre-dump", pid, images_dir, work_dir, netns_inode, mounts) + _pre_copy_argv(parent)
-            + ["--page-server", "--address", page_server[0], "--port", str(page_server[1])])
-
-
-def dump_argv(criu: str, pid: int, images_dir: str, work_dir: str, netns_inode: int,
-              mounts: Sequence[MountSpec], tcp: bool, leave_running: bool,
-              lazy_server: Optional[Tuple[str, int]] = None, page_server: Optional[Tuple[str, int]] = None,
-              status_fd: Optional[int] = None, parent: Optional[str] = None) -> List[str]:
-    """A dump. With `lazy_server` memory is left for post-copy: the dump becomes the page server at that
-    address and runs until the destination has every page. With `page_server` pages stream to a
-    `criu page-server` on the destination instead of into `images_dir`. With `parent` (pre-copy) only
-    pages dirtied since that pre-dump are sent."""
-    argv = _tree_argv(criu, "dump", pid, images_dir, work_dir, netns_inode, mounts)
-    argv += ["--file-locks", "--skip-in-flight"]
-    if parent:
-        argv += _pre_copy_argv(parent)
-    if tcp:
-        argv += ["--tcp-established", "--network-lock", "nftables"]
-    if leave_running:
+    if options.pre_dump or options.parent:
+        argv.append("--track-mem")
+    if options.parent:
+        argv += ["--prev-images-dir", options.parent]
+    if not options.pre_dump:
+        argv += ["--file-locks", "--skip-in-flight"]
+        if options.tcp_established:
+            argv += ["--tcp-established", "--network-lock", "nftables"]
+    if options.leave_running:
         argv.append("--leave-running")
-    if lazy_server:
-        argv += ["--lazy-pages", "--address", lazy_server[0], "--port", str(lazy_server[1])]
-    if page_server:
-        argv += ["--page-server", "--address", page_server[0], "--port", str(page_server[1])]
-    if status_fd is not None:
-        argv += ["--status-fd", str(status_fd)]
-    return argv
-
-
-def restore_argv(criu: str, images_dir: str, work_dir: str, rootfs: str, netns_fd: int,
-                 mounts: Sequence[MountSpec], tcp: bool, pidfile: str, lazy: bool = False) -> List[str]:
-    argv = [criu, "restore", "--images-dir", images_dir, "--work-dir", work_dir, "--log-file", "restore.log",
-            LOG_LEVEL, "--restore-detached", "--pidfile", pidfile, "--root", rootfs, "--file-locks",
-            "--inherit-fd", "fd[%d]:%s" % (netns_fd, NET_KEY)]
-    for index, mount in enumerate(mounts):
-        argv += ["--external", "mnt[%s]:%s" % (mount_key(index), mount.source)]
-    if tcp:
-        argv += ["--tcp-established", "--network-lock", "nftables"]
-    if lazy:
+    if options.leave_stopped:
+        argv.append("--leave-stopped")
+    if options.lazy_pages:
         argv.append("--lazy-pages")
+    elif options.page_socket is not None:
+        argv.append("--page-server")
+    if options.page_socket is not None:
+        argv += ["--ps-socket", str(options.page_socket)]
+    if options.status_fd is not None:
+        argv += ["--status-fd", str(options.status_fd)]
     return argv
 
 
-def lazy_pages_argv(criu: str, images_dir: str, work_dir: str, source: Tuple[str, int]) -> List[str]:
-    """The destination's daemon that fetches a post-copied pod's pages from the source's dump."""
-    return [criu, "lazy-pages", "--images-dir", images_dir, "--work-dir", work_dir, "--log-file", "lazy-pages.log",
-            LOG_LEVEL, "--page-server", "--address", source[0], "--port", str(source[1])]
+def restore_argv(criu: str, options: RestoreOptions) -> List[str]:
+    argv = [criu, "restore", "--images-dir", options.images_dir, "--work-dir", options.work_dir,
+            "--log-file", options.log_name, LOG_LEVEL, "--restore-detached", "--pidfile", options.pidfile,
+            "--root", options.rootfs, "--file-locks", "--inherit-fd", "fd[%d]:%s" % (options.netns_fd, NET_KEY)]
+    for index, mount in enumerate(options.mounts):
+        argv += ["--external", "mnt[%s]:%s" % (mount_key(index), mount.source)]
+    if options.tcp_established:
+        argv += ["--tcp-established", "--network-lock", "nftables"]
+    if options.lazy_pages:
+        argv.append("--lazy-pages")
+    if options.action_script:
+        argv += ["--action-script", options.action_script]
+    return argv
 
 
-def page_server_argv(criu: str, images_dir: str, work_dir: str, listen: Tuple[str, int],
-                     parent: Optional[str] = None) -> List[str]:
-    """The destination's receiver of a streamed dump's pages (exits when the dump ends). With `parent`
-    (pre-copy) it links the previous round's images, which hold the pages not sent again."""
-    return [criu, "page-server", "--images-dir", images_dir, "--work-dir", work_dir,
-            "--log-file", "page-server.log", LOG_LEVEL, "--address", listen[0], "--port", str(listen[1])] + \
-        (["--prev-images-dir", parent] if parent else [])
+def page_server_argv(criu: str, options: PageServerOptions) -> List[str]:
+    action = "lazy-pages" if options.lazy else "page-server"
+    argv = [criu, action, "--images-dir", options.images_dir, "--work-dir", options.work_dir,
+            "--log-file", options.log_name, LOG_LEVEL]
+    if options.lazy:
+        argv.append("--page-server")
+    argv += ["--ps-socket", str(options.page_socket)]
+    if options.parent:
+        argv += ["--prev-images-dir", options.parent]
+    return argv
 
 
 def cpuinfo_argv(criu: str, action: str, images_dir: str) -> List[str]:
@@ -153,10 +198,12 @@ def cpuinfo_argv(criu: str, action: str, images_dir: str) -> List[str]:
 
 
 def log_errors(log_path: str, limit: int = 6) -> str:
-    """The last error lines of a CRIU log, joined for a message."""
+    """The last error lines of a CRIU log, joined for a message. The RLIMIT_NOFILE line appears on every
+    run where root lacks CAP_SYS_RESOURCE and is harmless (docs/design.md), so it is left out."""
     try:
         with open(log_path, errors="replace") as handle:
-            lines = [line.strip() for line in handle if "Error" in line or "error" in line]
+            lines = [line.strip() for line in handle
+                     if "Error" in line and "RLIMIT_NOFILE" not in line]
     except OSError:
         return "no log at %s" % log_path
     return " | ".join(lines[-limit:]) or "no error line in %s" % log_path
@@ -170,14 +217,10 @@ def read_stats(work_dir: str, kind: str) -> Dict[str, int]:
         return {}
 
 
-@contextlib.contextmanager
-def private_umask() -> Iterator[None]:
-    """Images hold process memory: whatever CRIU writes is for root only."""
-    old = os.umask(0o077)
-    try:
-        yield
-    finally:
-        os.umask(old)
+def _fds(options: object) -> Tuple[int, ...]:
+    """The descriptors a command built from `options` refers to, which it must inherit."""
+    names = ("page_socket", "status_fd", "netns_fd")
+    return tuple(getattr(options, n) for n in names if getattr(options, n, None) is not None)
 
 
 class Criu:
@@ -190,13 +233,12 @@ class Criu:
                                "or set criu_path to the criu binary" % path)
         self.path = found
         self._version: Optional[Tuple[int, ...]] = None
+        self.last_argv: List[str] = []
 
     @property
     def version(self) -> Tuple[int, ...]:
         if self._version is None:
-            result = subprocess.run([self.path, "--version"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                    universal_newlines=True, check=False)
-            self._version = parse_version(result.stdout)
+            self._version = parse_version(commands.run([self.path, "--version"], merge_output=True).out)
         return self._version
 
     def facts(self) -> Dict[str, str]:
@@ -209,30 +251,46 @@ class Criu:
 
     def check(self, feature: Optional[str] = None) -> Tuple[bool, str]:
         """`criu check` (or `criu check --feature NAME`): does the kernel offer what CRIU needs?"""
-        argv = [self.path, "check"] + (["--feature", feature] if feature else [])
-        result = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                universal_newlines=True, check=False)
-        output = result.stdout.strip()
+        result = commands.run([self.path, "check"] + (["--feature", feature] if feature else []), merge_output=True)
+        output = result.out.strip()
         if feature:  # some features say "X is supported", others (mem_dirty_track) say nothing when they are
-            return result.returncode == 0 and "not supported" not in output.lower(), output
-        return result.returncode == 0 and "Looks good" in output, output
+            return result.rc == 0 and "not supported" not in output.lower(), output
+        return result.rc == 0 and "Looks good" in output, output
 
-    def run(self, argv: List[str], work_dir: str, log_name: str, what: str,
-            pass_fds: Sequence[int] = (), timeout: Optional[float] = None) -> None:
-        """Run one CRIU action; on failure or after `timeout` seconds raise with the log's error lines."""
-        log = os.path.join(work_dir, log_name)
-        with private_umask():
-            try:
-                result = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                        universal_newlines=True, pass_fds=tuple(pass_fds), check=False,
-                                        timeout=timeout)
-            except subprocess.TimeoutExpired:
-                raise AutopodError("criu %s did not finish within %d seconds and was stopped (log: %s)"
-                                   % (what, timeout, log))
-        if result.returncode != 0:
-            raise AutopodError("criu %s failed (exit %d): %s (full log: %s)"
-                               % (what, result.returncode, log_errors(log), log),
-                               criu_output=result.stdout[-2000:])
+    def argv(self, options: object) -> List[str]:
+        if isinstance(options, DumpOptions):
+            return dump_argv(self.path, options)
+        if isinstance(options, RestoreOptions):
+            return restore_argv(self.path, options)
+        return page_server_argv(self.path, options)  # type: ignore[arg-type]
+
+    def run(self, options: object, what: str, timeout: Optional[float] = None) -> None:
+        """Run one CRIU action to its end; on failure or after `timeout` seconds raise with the log's error lines."""
+        argv = self.argv(options)
+        self.last_argv = argv
+        log = os.path.join(options.work_dir, options.log_name)  # type: ignore[attr-defined]
+        try:
+            result = commands.run(argv, env=getattr(options, "env", None), timeout=timeout, pass_fds=_fds(options),
+                                  private=True, merge_output=True)
+        except commands.CommandTimeout:
+            raise AutopodError("criu %s did not finish within %d seconds and was stopped (log: %s)"
+                               % (what, timeout, log))
+        if result.rc != 0:
+            raise AutopodError("criu %s failed (exit %d): %s (full log: %s)" % (what, result.rc, log_errors(log), log),
+                               criu_output=result.out[-2000:], criu_argv=argv)
+
+    def start(self, options: object) -> "subprocess.Popen[bytes]":
+        """Start a CRIU action that runs beside the caller (a page server, lazy-pages, a post-copy dump)."""
+        self.last_argv = self.argv(options)
+        return commands.start(self.last_argv, env=getattr(options, "env", None), pass_fds=_fds(options), private=True)
+
+    def cpuinfo(self, action: str, images_dir: str) -> None:
+        """`criu cpuinfo dump` into images_dir, or `check` against the cpuinfo.img there."""
+        result = commands.run(cpuinfo_argv(self.path, action, images_dir), private=True, merge_output=True)
+        if result.rc != 0:
+            what = "this CPU lacks features the pod's source CPU has" if action == "check" else "criu cpuinfo dump failed"
+            raise AutopodError("%s (`criu cpuinfo %s`: %s)"
+                               % (what, action, log_errors(os.path.join(images_dir, "cpuinfo-%s.log" % action))))
 
 
 def assess(path: str, tcp: bool, fail_on_problem: bool) -> Dict[str, object]:

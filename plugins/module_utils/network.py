@@ -86,14 +86,17 @@ def identity_exists(pod: str) -> bool:
     return os.path.exists(netns_path(pod))
 
 
-def build_identity(spec: PodSpec, active: bool = True) -> None:
-    """Create the pod's network namespace (loopback up) and, if it has a network, its veth.
+def build_identity(spec: PodSpec) -> None:
+    """Create the pod's network namespace (loopback up) and, if it has a network, its veth, held.
 
-    With `active=False` the host end of the veth stays down and off the bridge: a migration
-    builds the identity on the destination before the pod is frozen on the source, and the
-    same address and MAC must not appear on the segment twice; activate() then takes 1-2 ms.
-    Anything left from an earlier, interrupted run is removed first; on failure
-    everything made here is removed again.
+    Held: the pod's end has its address and MAC and is up, but the host end stays down and off the
+    bridge, so nothing of the pod reaches the segment and nothing on the segment reaches the pod
+    until attach(). A restore attaches only once CRIU has restored the pod's sockets: a packet that
+    arrived earlier would be answered by this host's kernel, which has the address but not yet the
+    sockets, with a reset (docs/design.md, "Holding a pod's network"). IPv6 is off on the pod's
+    interface unless the pod asks for it, so no DAD, MLD or router solicitation leaves it early.
+    Anything left from an earlier, interrupted run is removed first; on failure everything made
+    here is removed again.
     """
     require_pyroute2()
     release_identity(spec.name)
@@ -103,11 +106,24 @@ def build_identity(spec: PodSpec, active: bool = True) -> None:
         with netlink_in(netns_path(spec.name)) as pod_ipr:
             pod_ipr.link("set", index=pod_ipr.link_lookup(ifname="lo")[0], state="up")
             if spec.network:
-                _build_veth(spec.name, spec.network, pod_ipr, active)
+                if not spec.network.ipv6:
+                    with linux.inside_netns(netns_path(spec.name)):
+                        _disable_ipv6("default")  # inherited by the pod's end of the veth, made next
+                _build_veth(spec.name, spec.network, pod_ipr)
     except (NetlinkError, OSError) as exc:
         release_identity(spec.name)
         _delete_host_veth(spec.name)
         raise AutopodError("could not build the network of pod %s: %s" % (spec.name, exc))
+
+
+def _disable_ipv6(interface: str) -> None:
+    """net.ipv6.conf.<interface>.disable_ipv6=1 in the calling thread's network namespace (a kernel
+    without IPv6 has no such file, and nothing to disable)."""
+    try:
+        with open("/proc/sys/net/ipv6/conf/%s/disable_ipv6" % interface, "w") as knob:
+            knob.write("1")
+    except FileNotFoundError:
+        pass
 
 
 def create_netns(path: str) -> None:
@@ -136,7 +152,7 @@ def create_netns(path: str) -> None:
         raise failure[0]
 
 
-def _build_veth(pod: str, net: NetworkSpec, pod_ipr: "IPRoute", active: bool) -> None:
+def _build_veth(pod: str, net: NetworkSpec, pod_ipr: "IPRoute") -> None:
     host_if = host_veth_name(pod)
     with IPRoute() as ipr:
         if not ipr.link_lookup(ifname=net.bridge):
@@ -145,10 +161,9 @@ def _build_veth(pod: str, net: NetworkSpec, pod_ipr: "IPRoute", active: bool) ->
         # without an assigned MAC takes its ports' lowest, and a pod joining must not change the host's.
         ipr.link("add", ifname=host_if, kind="veth", address=host_veth_mac(pod),
                  peer={"ifname": POD_IFNAME, "net_ns_fd": netns_name(pod)})
+        _disable_ipv6(host_if)  # a bridge port needs no addresses of its own
         if net.mtu:
             ipr.link("set", index=ipr.link_lookup(ifname=host_if)[0], mtu=net.mtu)
-        if active:
-            _attach(ipr, host_if, net.bridge)
     index = pod_ipr.link_lookup(ifname=POD_IFNAME)[0]
     settings = {"address": net.mac}
     if net.mtu:
@@ -160,15 +175,12 @@ def _build_veth(pod: str, net: NetworkSpec, pod_ipr: "IPRoute", active: bool) ->
         pod_ipr.route("add", dst="default", gateway=net.gateway)
 
 
-def _attach(ipr: "IPRoute", host_if: str, bridge: str) -> None:
-    ipr.link("set", index=ipr.link_lookup(ifname=host_if)[0], master=ipr.link_lookup(ifname=bridge)[0], state="up")
-
-
-def activate(spec: PodSpec) -> None:
-    """Put a pod's prepared veth on its bridge and up (see build_identity)."""
+def attach(spec: PodSpec) -> None:
+    """Put a pod's held veth on its bridge and up: from now on the pod is on the segment (1-2 ms)."""
     if spec.network:
         with IPRoute() as ipr:
-            _attach(ipr, host_veth_name(spec.name), spec.network.bridge)
+            ipr.link("set", index=ipr.link_lookup(ifname=host_veth_name(spec.name))[0],
+                     master=ipr.link_lookup(ifname=spec.network.bridge)[0], state="up")
 
 
 def _delete_host_veth(pod: str) -> None:

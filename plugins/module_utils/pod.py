@@ -25,6 +25,7 @@ _NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
 _IFNAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
 _MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 _HOSTNAME_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,62}[A-Za-z0-9])?$")
+_ACCOUNT_RE = re.compile(r"^([a-z_][a-z0-9_.-]{0,31}|[0-9]{1,10})$")
 # Mount points the pod gets from AutoPod itself; a host bind mount may not hide them.
 RESERVED_TARGETS = ("/proc", "/dev", "/tmp", "/.autopod")
 MEMORY_MIN = 4 * 1024 * 1024
@@ -58,6 +59,7 @@ class NetworkSpec:
     gateway: Optional[str] = None
     mac: Optional[str] = None
     mtu: Optional[int] = None
+    ipv6: bool = False
 
     @property
     def ip(self) -> str:
@@ -88,6 +90,8 @@ class PodSpec:
     network: Optional[NetworkSpec] = None
     mounts: List[MountSpec] = field(default_factory=list)
     memory_max: Optional[int] = None
+    user: Optional[str] = None
+    group: Optional[str] = None
 
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)
@@ -115,11 +119,34 @@ class PodSpec:
             network=_validate_network(name, params.get("network")),
             mounts=[_validate_mount(m, check_paths) for m in params.get("mounts") or []],
             memory_max=_validate_memory(params.get("memory_max")),
+            user=_validate_account(params.get("user"), "user"),
+            group=_validate_account(params.get("group"), "group"),
         )
         targets = [m.target for m in spec.mounts]
         if len(set(targets)) != len(targets):
             raise AutopodError("two mounts have the same target: %s" % ", ".join(sorted(targets)))
         return spec
+
+    @classmethod
+    def from_definition(cls, definition: Any) -> "PodSpec":
+        """A definition received from elsewhere (pod_receive), validated exactly as pod_create validates its
+        parameters; paths are not checked here, since the receiving host checks them on its own terms."""
+        if not isinstance(definition, dict):
+            raise AutopodError("definition must be a dictionary, as pod_info returns it")
+        unknown = sorted(set(definition) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise AutopodError("definition has keys a pod does not have: %s" % ", ".join(unknown))
+        network = definition.get("network")
+        if network is not None and not isinstance(network, dict):
+            raise AutopodError("definition.network must be a dictionary")
+        if network:
+            unknown = sorted(set(network) - set(NetworkSpec.__dataclass_fields__))
+            if unknown:
+                raise AutopodError("definition.network has unknown keys: %s" % ", ".join(unknown))
+        mounts = definition.get("mounts") or []
+        if not isinstance(mounts, list) or not all(isinstance(m, dict) for m in mounts):
+            raise AutopodError("definition.mounts must be a list of dictionaries")
+        return cls.from_params(definition, check_paths=False)
 
 
 def _validate_rootfs(rootfs: Any, check_paths: bool) -> str:
@@ -199,8 +226,11 @@ def _validate_network(name: str, network: Optional[Dict[str, Any]]) -> Optional[
     mtu = network.get("mtu")
     if mtu is not None and not 68 <= int(mtu) <= 65535:
         raise AutopodError("network.mtu must be between 68 and 65535, got %r" % mtu)
+    ipv6 = network.get("ipv6", False)
+    if not isinstance(ipv6, bool):
+        raise AutopodError("network.ipv6 must be true or false, got %r" % (ipv6,))
     return NetworkSpec(address=str(iface), bridge=bridge, gateway=gateway or None, mac=mac,
-                       mtu=int(mtu) if mtu is not None else None)
+                       mtu=int(mtu) if mtu is not None else None, ipv6=ipv6)
 
 
 def _validate_mount(mount: Dict[str, Any], check_paths: bool) -> MountSpec:
@@ -211,6 +241,17 @@ def _validate_mount(mount: Dict[str, Any], check_paths: bool) -> MountSpec:
     if check_paths and not os.path.exists(source):
         raise AutopodError("mounts.source %s does not exist on this host" % source)
     return MountSpec(source=source, target=target, readonly=bool(mount.get("readonly")))
+
+
+def _validate_account(value: Any, what: str) -> Optional[str]:
+    """A user or group of the pod: a name from the pod's own /etc/passwd or /etc/group, or a number."""
+    if value is None or value == "":
+        return None
+    value = str(value)
+    if not _ACCOUNT_RE.match(value):
+        raise AutopodError("%s must be a name (as in the pod's /etc/passwd or /etc/group) or a number, got %r"
+                           % (what, value))
+    return value
 
 
 def _validate_memory(value: Any) -> Optional[int]:

@@ -14,86 +14,18 @@ import shutil
 import time
 from typing import Any, Dict, List, Optional
 
-from ansible_collections.autopod.autopod.plugins.module_utils import cgroups, linux, network, sandbox, supervisor
+from ansible_collections.autopod.autopod.plugins.module_utils import linux, network, sandbox
 from ansible_collections.autopod.autopod.plugins.module_utils.errors import AutopodError
+from ansible_collections.autopod.autopod.plugins.module_utils.lifecycle import (
+    check_network_free, check_paths, release, resident_memory, start_supervised, wait_supervisor)
 from ansible_collections.autopod.autopod.plugins.module_utils.pod import PodSpec, validate_name
 from ansible_collections.autopod.autopod.plugins.module_utils.store import (
-    CHECKPOINTED, RUNNING, STOPPED, Manifest, PodStore, make_private_dir)
-from ansible_collections.autopod.autopod.plugins.module_utils.timing import Stopwatch
+    CHECKPOINTED, INCOMING, INCOMPLETE, MOVED, RUNNING, STOPPED, Manifest, PodStore)
 
-SUPERVISOR_EXIT_TIMEOUT = 5.0
-
-
-def check_network_free(store: PodStore, spec: PodSpec) -> None:
-    """Refuse a pod whose bridge is missing or whose address another holder already has here."""
-    if not spec.network:
-        return
-    network.require_pyroute2()
-    if not network.bridge_exists(spec.network.bridge):
-        raise AutopodError("bridge %s does not exist on this host (pod %s needs it for %s)"
-                           % (spec.network.bridge, spec.name, spec.network.address))
-    holder = network.address_holder(spec.network.ip)
-    if holder:
-        raise AutopodError("address %s is already used on this host by interface %s" % (spec.network.ip, holder))
-    for other in store.all():
-        if (other.name != spec.name and other.spec.network and other.spec.network.ip == spec.network.ip
-                and other.state() in (RUNNING, CHECKPOINTED)):
-            raise AutopodError("address %s already belongs to pod %s (%s) on this host"
-                               % (spec.network.ip, other.name, other.state()))
-
-
-def check_paths(spec: PodSpec) -> None:
-    if not os.path.isdir(spec.rootfs):
-        raise AutopodError("rootfs %s of pod %s does not exist on this host" % (spec.rootfs, spec.name))
-    for mount in spec.mounts:
-        if not os.path.exists(mount.source):
-            raise AutopodError("mount source %s of pod %s does not exist on this host" % (mount.source, spec.name))
-
-
-def release(spec: PodSpec) -> None:
-    """Give back what a stopped pod held on the host: its network identity and cgroup.
-
-    Anything still in the cgroup (the remains of a failed restore) is killed first.
-    """
-    cgroups.kill_all(spec.name)
-    network.release_identity(spec.name)
-    cgroups.remove(spec.name)
-
-
-def start_supervised(store: PodStore, manifest: Manifest, start, watch: Optional[Stopwatch] = None,
-                     after_report=None, identity_prepared: bool = False) -> Dict[str, int]:
-    """Build the pod's identity (or activate one prepared before), then let a new supervisor run
-    `start(netns_path, cgroup_procs)`. On failure, the identity is released again and the error is raised.
-    """
-    spec = manifest.spec
-    watch = watch or Stopwatch()
-    try:
-        if identity_prepared:
-            network.activate(spec)
-        else:
-            network.build_identity(spec)
-        procs = cgroups.create(spec.name, spec.memory_max)
-        make_private_dir(store.pod_dir(spec.name))
-        exit_path = store.exit_path(spec.name)
-        if os.path.exists(exit_path):
-            os.unlink(exit_path)
-        watch.lap("identity")
-        report = supervisor.spawn(lambda: start(network.netns_path(spec.name), procs),
-                                  os.path.join(store.pod_dir(spec.name), "supervisor.log"), exit_path,
-                                  after_report)
-        watch.lap("start")
-    except BaseException:
-        release(spec)
-        raise
-    manifest.mark_running(report["init_pid"], report["init_start_time"], report["supervisor_pid"])
-    store.save(manifest)
-    return report
-
-
-def wait_supervisor(manifest: Manifest) -> None:
-    """The supervisor writes the exit record, then exits: wait so the record is there."""
-    if manifest.supervisor_pid:
-        linux.wait_for_exit(manifest.supervisor_pid, SUPERVISOR_EXIT_TIMEOUT)
+# Manifests that must never start the pod here: a copy runs, or may run, elsewhere (fencing).
+FENCED = {MOVED: "moved to %s; it runs there and must not also start here from this old definition",
+          INCOMPLETE: "arrived here by a move that never completed (its source %s kept or revived it)",
+          INCOMING: "is being received from %s right now"}
 
 
 class Pods:
@@ -105,9 +37,13 @@ class Pods:
 
     def _start(self, manifest: Manifest) -> None:
         spec = manifest.spec
+
+        def launch(netns: str, procs: str) -> int:
+            network.attach(spec)  # a pod that starts afresh has no connections to protect
+            return sandbox.launch(spec, netns, procs)
+
         # Announce the address, as an interface coming up does: it may have had another MAC before.
-        start_supervised(self.store, manifest, lambda netns, procs: sandbox.launch(spec, netns, procs),
-                         after_report=lambda: network.announce(spec))
+        start_supervised(self.store, manifest, launch, after_report=lambda: network.announce(spec))
 
     def _stop(self, manifest: Manifest, timeout: float) -> str:
         how = "already-stopped"
@@ -133,6 +69,9 @@ class Pods:
         wanted = params["state"]
         with self.store.lock():
             existing = self.store.load(name)
+            busy = existing.busy() if existing else None
+            if busy:
+                raise AutopodError("pod %s is %s; try again when that ends" % (name, busy))
             before = self.describe(existing) if existing else {"state": "absent"}
             if wanted == "absent":
                 actions = self._plan_absent(existing)
@@ -179,6 +118,10 @@ class Pods:
             if changed:
                 actions.append({"op": "define", "spec": spec,
                                 "description": "update pod %s: %s" % (existing.name, ", ".join(changed))})
+        if wanted == "started" and state in FENCED:
+            where = existing.moved_to if state == MOVED else (existing.migration or {}).get("peer")
+            raise AutopodError("pod %s %s; remove this copy with state=absent (or move the pod back)"
+                               % (existing.name, FENCED[state] % where))
         if wanted == "started" and state == CHECKPOINTED:
             raise AutopodError("pod %s is checkpointed at %s; bring it back with autopod.autopod.pod_restore "
                                "(starting it afresh would lose its state)" % (existing.name, existing.image_dir))
@@ -241,6 +184,8 @@ class Pods:
             "uptime": round(time.time() - manifest.started_at, 3) if state == RUNNING else None,
             "resident_memory": resident_memory(manifest.name) if state == RUNNING else None,
             "image_dir": manifest.image_dir if state == CHECKPOINTED else None,
+            "moved_to": manifest.moved_to if state == MOVED else None,
+            "moving": manifest.busy(),
             "last_checkpoint": manifest.checkpoint or None,
             "console_log": os.path.join(manifest.spec.rootfs, sandbox.CONSOLE_LOG.lstrip("/")),
         })
@@ -263,22 +208,3 @@ def describe_spec(spec: PodSpec) -> Dict[str, Any]:
         "bridge": net.bridge if net else None, "memory_max": spec.memory_max,
         "mounts": [m.__dict__ for m in spec.mounts],
     }
-
-
-def resident_memory(pod: str) -> Optional[int]:
-    """Sum of the resident set sizes of the pod's processes, in bytes."""
-    try:
-        with open(os.path.join(cgroups.path(pod), "cgroup.procs")) as handle:
-            pids = [int(line) for line in handle if line.strip()]
-    except OSError:
-        return None
-    total = 0
-    for pid in pids:
-        try:
-            with open("/proc/%d/status" % pid) as status:
-                for line in status:
-                    if line.startswith("VmRSS:"):
-                        total += int(line.split()[1]) * 1024
-        except OSError:
-            continue
-    return total

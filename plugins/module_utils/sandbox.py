@@ -17,7 +17,7 @@ import os
 import signal
 import socket
 import traceback
-from typing import List
+from typing import Dict, List
 
 from ansible_collections.autopod.autopod.plugins.module_utils import linux
 from ansible_collections.autopod.autopod.plugins.module_utils.errors import AutopodError
@@ -90,6 +90,41 @@ def _redirect_stdio() -> None:
     os.close(out)
 
 
+def _read_table(path: str) -> List[List[str]]:
+    """The entries of a colon-separated account file (/etc/passwd, /etc/group); none if it is missing."""
+    try:
+        with open(path) as handle:
+            return [line.rstrip("\n").split(":") for line in handle if line.strip() and not line.startswith("#")]
+    except FileNotFoundError:
+        return []
+
+
+def _lookup(table: List[List[str]], key: str, what: str) -> List[str]:
+    for entry in table:
+        if len(entry) > 3 and (entry[0] == key or (key.isdigit() and entry[2] == key)):
+            return entry
+    if key.isdigit():
+        return [key, "", key, key if what == "user" else "", "", "/", ""]
+    raise AutopodError("%s %r is not in the pod's /etc/%s" % (what, key, "passwd" if what == "user" else "group"))
+
+
+def _drop_privileges(spec: PodSpec, env: Dict[str, str]) -> None:
+    """Become the pod's user and group, named in the pod's own /etc/passwd and /etc/group (read after
+    pivot_root, so they are the pod's), with the user's supplementary groups, as login(1) would."""
+    if not spec.user and not spec.group:
+        return
+    groups = _read_table("/etc/group")
+    user = _lookup(_read_table("/etc/passwd"), spec.user, "user") if spec.user else None
+    gid = int(_lookup(groups, spec.group, "group")[2]) if spec.group else int(user[3] or 0)
+    supplementary = [int(g[2]) for g in groups if user and len(g) > 3 and user[0] in g[3].split(",")]
+    os.setgroups(sorted(set(supplementary + [gid])))
+    os.setgid(gid)
+    if user:
+        env.setdefault("HOME", user[5] or "/")
+        env.setdefault("USER", user[0])
+        os.setuid(int(user[2]))
+
+
 def _exec_init(spec: PodSpec, report_fd: int) -> None:
     """Become the pod's first process. Never returns: exec or report the error and exit."""
     try:
@@ -104,6 +139,7 @@ def _exec_init(spec: PodSpec, report_fd: int) -> None:
         env = dict(spec.env)
         env.setdefault("PATH", DEFAULT_PATH)
         env.setdefault("HOSTNAME", spec.hostname)
+        _drop_privileges(spec, env)
         os.closerange(3, report_fd)  # report_fd itself is close-on-exec
         os.execvpe(spec.command[0], spec.command, env)
     except BaseException as exc:  # report anything, then leave without running Python cleanup

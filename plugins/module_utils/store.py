@@ -9,19 +9,21 @@ Layout under the state directory (default /var/lib/autopod), all root-only:
   pods/<name>/supervisor.log  the supervisor's own messages
   images/<name>/              the default checkpoint image directory
   work/<name>/                CRIU logs and statistics of the last operation
-The lock that serialises changes lives in /run/lock, so that a refused request
-leaves no trace, not even an empty state directory.
+  .lock                       serialises changes; held briefly, never across the network
+The state directory and everything in it are root-only (0700 directories, 0600 files). A refused
+request leaves no trace: a state directory made only to hold the lock is removed again.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import os
 import shutil
+import sys
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, Iterator, List, Optional
@@ -33,8 +35,12 @@ from ansible_collections.autopod.autopod.plugins.module_utils.pod import PodSpec
 RUNNING = "running"
 STOPPED = "stopped"
 CHECKPOINTED = "checkpointed"
+MOVED = "moved"  # a tombstone: the pod moved to another host and must never start here from this manifest
+INCOMING = "incoming"  # a receiver is bringing the pod here
+INCOMPLETE = "incomplete"  # it arrived by a move that never completed; fenced like MOVED
 MANIFEST_NAME = "manifest.json"
-LOCK_DIR = "/run/lock"
+LOCK_NAME = ".lock"
+LOCK_TIMEOUT = 60.0
 
 
 @dataclass
@@ -53,6 +59,9 @@ class Manifest:
     created_at: float = field(default_factory=time.time)
     started_at: Optional[float] = None
     home: Optional[str] = None  # the host the pod belongs on, when it visits another
+    moved_to: Optional[str] = None  # MOVED: where the pod went
+    # a move in progress: {"role": "outgoing"|"incoming", "peer", "pid", "pid_start", "since", "id"}
+    migration: Optional[Dict[str, Any]] = None
 
     @property
     def name(self) -> str:
@@ -62,11 +71,38 @@ class Manifest:
         return (self.status == RUNNING and self.boot_id == linux.boot_id()
                 and linux.process_alive(self.init_pid, self.init_start_time))
 
+    def mover_alive(self) -> bool:
+        """Whether the process moving this pod (a migrate or a receiver) still runs on this boot."""
+        move = self.migration or {}
+        return move.get("boot_id") == linux.boot_id() and linux.process_alive(move.get("pid"), move.get("pid_start"))
+
     def state(self) -> str:
-        """running / stopped / checkpointed, as the host is now (a reboot stops pods)."""
+        """running / stopped / checkpointed / moved / incoming / incomplete, as the host is now (a reboot
+        stops pods; a move whose mover died leaves an arriving pod incomplete)."""
+        if self.status == MOVED:
+            return MOVED
         if self.is_running():
             return RUNNING
+        if (self.migration or {}).get("role") == "incoming":
+            return INCOMING if self.mover_alive() else INCOMPLETE
         return CHECKPOINTED if self.status == CHECKPOINTED else STOPPED
+
+    def busy(self) -> Optional[str]:
+        """What is moving this pod right now, if anything (other changes must wait)."""
+        if self.migration and self.mover_alive():
+            move = self.migration
+            return "being moved %s %s by PID %s" % ("to" if move["role"] == "outgoing" else "from",
+                                                    move.get("peer"), move.get("pid"))
+        return None
+
+    def mark_moving(self, role: str, peer: str, move_id: str) -> None:
+        pid = os.getpid()
+        self.migration = {"role": role, "peer": peer, "pid": pid, "pid_start": linux.process_start_time(pid),
+                          "boot_id": linux.boot_id(), "since": time.time(), "id": move_id}
+
+    def mark_moved(self, destination: str) -> None:
+        self.mark_stopped(MOVED)
+        self.moved_to, self.migration = destination, None
 
     def mark_running(self, pid: int, start_time: int, supervisor_pid: int) -> None:
         self.status = RUNNING
@@ -114,9 +150,30 @@ def _remove_tree(path: str) -> None:
 
 
 def make_private_dir(path: str) -> str:
-    os.makedirs(path, mode=0o700, exist_ok=True)
+    """Create `path` and any missing parent as root-only directories (os.makedirs would leave new
+    parents at the umask's mode); an existing `path` is made root-only too."""
+    missing = []
+    parent = os.path.abspath(path)
+    while not os.path.isdir(parent):
+        missing.append(parent)
+        parent = os.path.dirname(parent)
+    for directory in reversed(missing):
+        try:
+            os.mkdir(directory, 0o700)
+        except FileExistsError:
+            pass
+        os.chmod(directory, 0o700)
     os.chmod(path, 0o700)
     return path
+
+
+def _holder(fd: int) -> str:
+    try:
+        data = json.loads(os.pread(fd, 4096, 0) or b"{}")
+    except ValueError:
+        return "an unknown process"
+    return "PID %s (%s, since %s)" % (data.get("pid"), data.get("command"),
+                                     time.strftime("%H:%M:%S", time.localtime(data.get("since", 0))))
 
 
 class PodStore:
@@ -135,8 +192,9 @@ class PodStore:
     def default_image_dir(self, name: str) -> str:
         return os.path.join(self.state_dir, "images", validate_name(name))
 
-    def work_dir(self, name: str, purpose: str = "") -> str:
-        """A fresh, private directory for CRIU's logs and statistics of one operation."""
+    def fresh_work_dir(self, name: str, purpose: str = "") -> str:
+        """An empty private directory for CRIU's logs and statistics of one operation (what the last
+        operation of the same purpose left there is removed first)."""
         path = os.path.join(self.state_dir, "work", validate_name(name) + (".%s" % purpose if purpose else ""))
         _remove_tree(path)
         return make_private_dir(path)
@@ -176,13 +234,46 @@ class PodStore:
             return None
 
     @contextlib.contextmanager
-    def lock(self) -> Iterator[None]:
-        """Serialise everything that reads and changes this state directory."""
-        os.makedirs(LOCK_DIR, exist_ok=True)
-        key = hashlib.sha256(self.state_dir.encode()).hexdigest()[:16]
-        with open(os.path.join(LOCK_DIR, "autopod-%s.lock" % key), "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
+    def lock(self, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
+        """Serialise everything that reads and changes this state directory. Held for local work only,
+        never across the network; after `timeout` seconds the error names the holder."""
+        created = not os.path.isdir(self.state_dir)
+        make_private_dir(self.state_dir)
+        path = os.path.join(self.state_dir, LOCK_NAME)
+        fd = self._acquire(path, time.monotonic() + timeout, timeout)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps({"pid": os.getpid(), "command": " ".join(sys.argv[:2])[-120:],
+                                      "since": time.time()}).encode(), 0)
+            yield
+        finally:
+            if created and os.listdir(self.state_dir) == [LOCK_NAME]:
+                os.unlink(path)  # a state directory made only for this lock leaves no trace
+                os.rmdir(self.state_dir)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    @staticmethod
+    def _acquire(path: str, deadline: float, timeout: float) -> int:
+        """Open and lock the lock file (never through a symlink), retrying while another process has it.
+        A file unlinked by its holder meanwhile is opened again."""
+        pause = threading.Event()
+        while True:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        holder = _holder(fd)
+                        os.close(fd)
+                        raise AutopodError("the state directory %s is locked by %s; gave up after %d seconds"
+                                           % (os.path.dirname(path), holder, timeout))
+                    pause.wait(0.05)
             try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+                if os.stat(path, follow_symlinks=False).st_ino == os.fstat(fd).st_ino:
+                    return fd
+            except FileNotFoundError:
+                pass
+            os.close(fd)

@@ -37,6 +37,13 @@ class RemoteError(AutopodError):
     """The other host reported a failure (as opposed to the connection breaking)."""
 
 
+class ChannelTimeout(AutopodError):
+    """The other host said nothing for too long (a silent peer: packets dropped, not refused)."""
+
+
+DEFAULT_TIMEOUT = 60.0
+
+
 _HEADER = struct.Struct("!I")
 MTIME_NS = "AUTOPOD.mtime_ns"
 # Members are checked by _check_member; Python 3.12+ would otherwise warn about, and 3.14 change,
@@ -48,17 +55,29 @@ MAX_MESSAGE = 64 * 1024 * 1024
 class Channel:
     """Framed JSON messages and tar streams over a connected socket; counts the bytes it moves."""
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, timeout: float = DEFAULT_TIMEOUT) -> None:
         self.sock = sock
+        self.timeout = timeout
+        sock.settimeout(timeout)
         self.reader = sock.makefile("rb", buffering=1 << 20)
         self.writer = sock.makefile("wb", buffering=1 << 20)
         self.sent = 0
         self.received = 0
 
+    def wait_for(self, seconds: float) -> "_Patience":
+        """`with channel.wait_for(s):` reads and writes in the block may each take up to `s` seconds."""
+        return _Patience(self, seconds)
+
     def send(self, message: Dict[str, Any]) -> None:
         data = json.dumps(message).encode()
-        self.writer.write(_HEADER.pack(len(data)) + data)
-        self.writer.flush()
+        try:
+            self.writer.write(_HEADER.pack(len(data)) + data)
+            self.writer.flush()
+        except socket.timeout:
+            raise ChannelTimeout("migration channel: the other host took nothing for %d seconds"
+                                 % self.sock.gettimeout())
+        except OSError as exc:
+            raise AutopodError("migration channel: %s" % exc)
         self.sent += _HEADER.size + len(data)
 
     def receive(self) -> Dict[str, Any]:
@@ -82,7 +101,12 @@ class Channel:
         return message
 
     def _read_exact(self, size: int) -> bytes:
-        data = self.reader.read(size)
+        try:
+            data = self.reader.read(size)
+        except socket.timeout:
+            raise ChannelTimeout("migration channel: the other host said nothing for %d seconds" % self.sock.gettimeout())
+        except OSError as exc:
+            raise AutopodError("migration channel: %s" % exc)
         if len(data) != size:
             raise AutopodError("migration channel: the other host closed the connection")
         self.received += size
@@ -90,6 +114,14 @@ class Channel:
 
     def send_tree(self, base: str, names: Iterable[str]) -> int:
         """Stream the named entries of `base` (relative paths, parents before children) as a tar."""
+        try:
+            return self._send_tree(base, names)
+        except socket.timeout:
+            raise ChannelTimeout("migration channel: the other host stopped taking a transfer")
+        except (BrokenPipeError, ConnectionError) as exc:
+            raise AutopodError("migration channel: %s" % exc)
+
+    def _send_tree(self, base: str, names: Iterable[str]) -> int:
         chunks = _ChunkWriter(self.writer)
         with tarfile.open(fileobj=chunks, mode="w|", format=tarfile.PAX_FORMAT) as archive:
             for name in names:
@@ -129,6 +161,21 @@ class Channel:
         self.sock.close()
 
 
+class _Patience:
+    def __init__(self, channel: Channel, seconds: float) -> None:
+        self.channel, self.seconds = channel, seconds
+
+    def __enter__(self) -> Channel:
+        self.channel.sock.settimeout(self.seconds)
+        return self.channel
+
+    def __exit__(self, *_exc: object) -> None:
+        try:
+            self.channel.sock.settimeout(self.channel.timeout)
+        except OSError:
+            pass
+
+
 class _ChunkWriter:
     """A file-like writer that frames what it is given as length-prefixed chunks."""
 
@@ -162,6 +209,14 @@ class _ChunkReader:
         self.raw, self.count, self.buffer, self.ended = raw, 0, b"", False
 
     def _next(self) -> None:
+        try:
+            self._read_chunk()
+        except socket.timeout:
+            raise ChannelTimeout("migration channel: the other host stopped sending in a transfer")
+        except OSError as exc:
+            raise AutopodError("migration channel: %s" % exc)
+
+    def _read_chunk(self) -> None:
         header = self.raw.read(_HEADER.size)
         if len(header) != _HEADER.size:
             raise AutopodError("migration channel: the other host closed the connection in a transfer")
@@ -211,19 +266,60 @@ def _check_member(base: str, member: tarfile.TarInfo) -> None:
         raise AutopodError("migration channel: refused hard link %r to an absolute path" % member.name)
 
 
+def read_frame(sock: socket.socket) -> Dict[str, Any]:
+    """One framed message read straight from the socket, without buffering what follows it (the opening
+    HELLO of a connection whose next bytes belong to someone else, such as CRIU's page stream)."""
+    def exact(size: int) -> bytes:
+        data = b""
+        while len(data) < size:
+            try:
+                chunk = sock.recv(size - len(data))
+            except socket.timeout:
+                raise ChannelTimeout("migration channel: nothing was said within %d seconds" % sock.gettimeout())
+            except OSError as exc:
+                raise AutopodError("migration channel: %s" % exc)
+            if not chunk:
+                raise AutopodError("migration channel: the other side closed the connection")
+            data += chunk
+        return data
+    (length,) = _HEADER.unpack(exact(_HEADER.size))
+    if length > 65536:
+        raise AutopodError("migration channel: a %d-byte greeting is not one AutoPod sends" % length)
+    try:
+        message = json.loads(exact(length))
+    except ValueError:
+        raise AutopodError("migration channel: a garbled greeting")
+    if not isinstance(message, dict):
+        raise AutopodError("migration channel: a garbled greeting")
+    return message
+
+
+def write_frame(sock: socket.socket, message: Dict[str, Any]) -> None:
+    data = json.dumps(message).encode()
+    sock.sendall(_HEADER.pack(len(data)) + data)
+
+
 def tokens_match(expected: str, given: Optional[str]) -> bool:
     return bool(given) and hmac.compare_digest(expected.encode(), str(given).encode())
 
 
-def connect(address: str, port: int, timeout: float) -> Channel:
+def keep_alive(sock: socket.socket) -> None:
+    """TCP keepalive probes: a peer that vanished without a word is noticed in about 11 seconds even while
+    nothing is being sent, and no-delay for the small control messages."""
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for option, value in (("TCP_KEEPIDLE", 5), ("TCP_KEEPINTVL", 2), ("TCP_KEEPCNT", 3)):
+        if hasattr(socket, option):
+            sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
+
+
+def connect(address: str, port: int, timeout: float) -> socket.socket:
     try:
         sock = socket.create_connection((address, port), timeout=timeout)
     except OSError as exc:
-        raise AutopodError("cannot reach the destination's receiver at %s:%d (%s); nothing was changed here"
-                           % (address, port, exc))
-    sock.settimeout(None)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return Channel(sock)
+        raise AutopodError("cannot reach the destination's receiver at %s:%d (%s)" % (address, port, exc))
+    keep_alive(sock)
+    return sock
 
 
 def scan_tree(base: str) -> Dict[str, Fingerprint]:

@@ -20,10 +20,21 @@ description:
     (C(criu check --feature mem_dirty_track)). V(stop-and-copy) streams the memory to the destination while the pod
     is frozen. V(auto) picks post-copy where both hosts can do it (userfaultfd, and C(/proc/sys/fs/pipe-max-size)
     large enough for CRIU's page server), else pre-copy where this kernel tracks dirty pages, else stop-and-copy.
-  - Before the freeze, CRIU is checked, the destination checks memory, disk and CPU features; a refusal leaves the pod
-    running here. If the destination cannot restore the pod, it is restored here from the same images and the task
-    fails saying what happened. After a successful move the pod is forgotten here and its images are removed; with
-    O(storage=copy) its rootfs stays here, so a later move back sends only what changed.
+  - Everything between the hosts goes over connections to the receiver's port, each opened with the move's token:
+    the control conversation, the root filesystem and images as tar streams, and CRIU's pages, which AutoPod relays
+    (CRIU itself never touches the network).
+  - "The pod is never lost and never runs twice: it is dumped with C(--leave-stopped), so a stopped copy stays here
+    until the destination says the pod runs there (for post-copy: that every page has arrived). On any failure
+    before that, the copy here is revived where it stopped: its network lock is removed, its TCP connections taken
+    out of repair mode, its processes continued. The destination holds its restored copy before it resumes until
+    this host says go, and kills it if anything fails. A result always says where the pod runs now (RV(runs_on))."
+  - The pod stays frozen at most O(max_freeze) seconds; a destination that stops answering (packets dropped) is given
+    up after that, and the pod resumes here. A failed post-copied pod whose memory had not all left this host when
+    the destination went silent is revived here after the destination's own stall limit has passed, and the result
+    says how long it had run there (RV(lost_ms)): that time is lost.
+  - After a successful move the pod is forgotten here (its manifest becomes a tombstone, state C(moved), so this
+    host never starts it from the old definition) and its images are removed; with O(storage=copy) its rootfs stays
+    here, so a later move back sends only what changed.
 attributes:
   check_mode:
     support: none
@@ -50,7 +61,7 @@ options:
     type: int
     required: true
   token:
-    description: The receiver's one-time token.
+    description: The move's one-time token, the same one given to M(autopod.autopod.pod_receive).
     type: str
     required: true
   storage:
@@ -63,10 +74,12 @@ options:
     type: str
     choices: [auto, post-copy, pre-copy, stop-and-copy]
     default: auto
-  source_address:
-    description: This host's address the destination fetches post-copied memory from. Defaults to the address the
-      connection to the destination left from.
-    type: str
+  max_freeze:
+    description:
+      - Seconds the pod may stay frozen, from the start of its dump until it runs on the destination. Past that the
+        move is given up and the pod resumes here.
+    type: int
+    default: 30
   image_dir:
     description: Where this host writes the pod's images (a tmpfs directory is fastest). Defaults to
       C(<state_dir>/outgoing/<name>).
@@ -81,63 +94,81 @@ EXAMPLES = r"""
     name: web
     destination: "{{ receiver.address }}"
     port: "{{ receiver.port }}"
-    token: "{{ receiver.token }}"
+    token: "{{ move_token }}"
   register: moved
 """
 
 RETURN = r"""
+result:
+  description:
+    - V(moved), or for a failed task V(not_moved) (nothing changed, the pod runs here), V(rolled_back) (it had run on
+      the destination and runs here again from the moment of its freeze) or V(unconfirmed) (it was handed to the
+      destination, which did not confirm; the copy here is gone).
+  returned: always
+  type: str
+  sample: moved
+runs_on:
+  description: Where the pod runs now, V(source) or V(destination) (V(unknown) only if it was not running here at all).
+  returned: always
+  type: str
+  sample: destination
 strategy:
   description: The strategy used.
-  returned: changed
+  returned: when the move started
   type: str
   sample: post-copy
 downtime_ms:
-  description: From the start of the freeze until the destination reported the pod restored, measured here.
-  returned: changed
+  description: From the start of the freeze until the destination reported the pod running, measured here.
+  returned: success
   type: float
   sample: 143.2
 frozen_ms:
-  description: CRIU's frozen time from its dump statistics.
-  returned: changed
+  description: The same as RV(downtime_ms).
+  returned: success
+  type: float
+  sample: 143.2
+criu_frozen_ms:
+  description: CRIU's frozen time from its dump statistics (the dump alone).
+  returned: success
   type: float
   sample: 61.0
+lost_ms:
+  description: For RV(result=rolled_back), how long the pod ran on the destination before it was rolled back.
+  returned: failure
+  type: int
+  sample: 2400
 pre_copy_pages:
   description: Pages sent by each pre-copy round while the pod ran (empty for other strategies).
-  returned: changed
+  returned: when the move started
   type: list
   elements: int
   sample: [4200, 12]
 final_dump_pages:
   description: Pages sent while the pod was frozen (0 for post-copy, whose pages follow the pod).
-  returned: changed
+  returned: success
   type: int
   sample: 9
 bytes:
   description: Bytes moved between the hosts, by kind (rootfs, images, pages, channel, total).
-  returned: changed
+  returned: success
   type: dict
   sample: {"rootfs": 0, "images": 120000, "pages": 16777216, "channel": 125000, "total": 16902216}
 timings:
-  description: Phases of the move in milliseconds.
-  returned: changed
+  description: Phases of the move in milliseconds, the frozen ones between C(dump_ms) and C(resume_remote_ms).
+  returned: when the move started
   type: dict
-  sample: {"prepare_ms": 80.0, "dump_ms": 70.0, "images_ms": 3.0, "restore_remote_ms": 90.0, "total_ms": 400.0}
+  sample: {"cpu_check_ms": 30.0, "dump_ms": 70.0, "images_ms": 3.0, "restore_remote_ms": 90.0, "total_ms": 400.0}
 destination_report:
   description: What the destination reported (its PID for the pod, CRIU restore statistics, timings).
-  returned: changed
+  returned: success
   type: dict
   sample: {"init_pid": 812, "stats": {"restore_time_us": 52000}}
-actions:
-  description: What was done.
-  returned: changed
-  type: list
-  elements: str
-  sample: ["moved pod web to 10.220.0.12 (post-copy, copy storage)"]
 """
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.autopod.autopod.plugins.module_utils.migration import STORAGE, STRATEGIES, migrate
+from ansible_collections.autopod.autopod.plugins.module_utils.migration.protocol import STORAGE, STRATEGIES, Limits
+from ansible_collections.autopod.autopod.plugins.module_utils.migration.source import migrate
 from ansible_collections.autopod.autopod.plugins.module_utils.module_runner import run_module
 
 ARGUMENT_SPEC = dict(
@@ -147,8 +178,8 @@ ARGUMENT_SPEC = dict(
     token=dict(type="str", required=True, no_log=True),
     storage=dict(type="str", choices=list(STORAGE), default="copy"),
     strategy=dict(type="str", choices=list(STRATEGIES), default="auto"),
-    source_address=dict(type="str"),
     image_dir=dict(type="path"),
+    max_freeze=dict(type="int", default=30),
     criu_path=dict(type="path", default="criu"),
     state_dir=dict(type="path", default="/var/lib/autopod"),
 )
@@ -158,7 +189,8 @@ def main() -> None:
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=False)
     p = module.params
     run_module(module, lambda: migrate(p["state_dir"], p["criu_path"], p["name"], p["destination"], p["port"],
-                                       p["token"], p["storage"], p["strategy"], p["image_dir"], p["source_address"]))
+                                       p["token"], p["storage"], p["strategy"], p["image_dir"],
+                                       Limits(max_freeze=float(p["max_freeze"]))))
 
 
 if __name__ == "__main__":

@@ -16,9 +16,15 @@ description:
     network identity with its veth kept off the bridge, and leaves a receiver listening for this one migration.
   - Memory, disk and CPU features (C(criu cpuinfo check)) are checked when the source connects, before the pod is
     frozen. A refusal at any of these points leaves the pod running on its source.
-  - Pass the returned RV(port) and RV(token) to M(autopod.autopod.pod_migrate) on the source. The receiver restores the
-    pod when it arrives, stays until a post-copied pod has all its memory, then removes the images. It gives up after
-    O(timeout) seconds without a source.
+  - "Pass the returned RV(port), and the same O(token), to M(autopod.autopod.pod_migrate) on the source. The token is
+    made on the controller for each move (the C(autopod.autopod.pod_move) role does it) and is never returned. The
+    receiver keeps accepting connections until one presents the token, so stray connections, port scans and wrong
+    tokens cannot stop the move. It restores the pod when it arrives, holds it until the source lets it go, stays
+    until a post-copied pod has all its memory, then removes the images. It gives up after O(timeout) seconds
+    without a source, and then removes only what it made itself."
+  - "The pod's name is claimed here (C(pod_info) shows it C(incoming)); a rerun supersedes an earlier receiver for
+    the same pod. O(definition) is validated as M(autopod.autopod.pod_create) validates its options. With
+    O(storage=copy) the rootfs path must be missing, empty, or an earlier copy of this same pod."
   - The role C(autopod.autopod.pod_move) and C(playbooks/move_pod.yml) combine both halves.
 attributes:
   check_mode:
@@ -52,6 +58,10 @@ options:
     description: TCP port to listen on; 0 picks a free one.
     type: int
     default: 0
+  token:
+    description: The move's one-time token; the source must present it on every connection. Make a new one per move.
+    type: str
+    required: true
   image_dir:
     description: Where the incoming images go (a tmpfs directory is fastest). Defaults to C(<state_dir>/incoming/<name>).
     type: path
@@ -71,6 +81,7 @@ EXAMPLES = r"""
   autopod.autopod.pod_receive:
     definition: "{{ source_info.pods[0].definition }}"
     listen: "{{ ansible_host }}"
+    token: "{{ move_token }}"
     image_dir: /run/autopod/incoming/web
   register: receiver
 """
@@ -81,11 +92,6 @@ port:
   returned: changed
   type: int
   sample: 40213
-token:
-  description: The one-time token the source must present.
-  returned: changed
-  type: str
-  sample: 3f1c0e8a9b7d4c2e8f6a5b4c3d2e1f00
 address:
   description: The address the receiver listens on.
   returned: changed
@@ -115,7 +121,8 @@ receiver_pid:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.autopod.autopod.plugins.module_utils.migration import STORAGE, Receiver
+from ansible_collections.autopod.autopod.plugins.module_utils.migration.protocol import STORAGE, Limits
+from ansible_collections.autopod.autopod.plugins.module_utils.migration.receiver import prepare
 from ansible_collections.autopod.autopod.plugins.module_utils.module_runner import run_module
 
 ARGUMENT_SPEC = dict(
@@ -126,6 +133,7 @@ ARGUMENT_SPEC = dict(
     image_dir=dict(type="path"),
     home=dict(type="str"),
     timeout=dict(type="int", default=300),
+    token=dict(type="str", required=True, no_log=True),
     criu_path=dict(type="path", default="criu"),
     state_dir=dict(type="path", default="/var/lib/autopod"),
 )
@@ -134,9 +142,9 @@ ARGUMENT_SPEC = dict(
 def main() -> None:
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     p = module.params
-    receiver = Receiver(p["state_dir"], p["criu_path"], module.check_mode)
-    run_module(module, lambda: receiver.prepare(p["definition"], p["storage"], p["listen"], p["port"],
-                                                p["image_dir"], p["timeout"], p["home"]))
+    run_module(module, lambda: prepare(p["state_dir"], p["criu_path"], p["definition"], p["storage"], p["listen"],
+                                       p["port"], p["image_dir"], p["timeout"], p["home"], p["token"], Limits(),
+                                       module.check_mode))
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import subprocess
 from typing import Any, Dict, List
@@ -58,22 +59,35 @@ def client(offset: int) -> StreamClient:
     return StreamClient(topo.pod_ip(offset), 7000, netns_path=topo.netns_path(topo.CLIENT_NETNS), timeout=30)
 
 
-def move(inventory: str, name: str, source: str, destination: str, storage: str = "copy",
-         strategy: str = "auto") -> Dict[str, Any]:
-    """pod_info on the source, pod_receive on the destination, pod_migrate on the source; the last result."""
+def receive(inventory: str, name: str, source: str, destination: str, token: str, storage: str = "copy",
+            **extra: Any) -> Dict[str, Any]:
+    """pod_info on the source, then pod_receive on the destination; the receiver's result."""
     info = module("pod_info", {"name": name}, host=source, inventory=inventory)
     assert info["pods"], "pod %s is not on %s" % (name, source)
-    address = topo.host_ip(int(destination[len("lab"):]))
-    receiver = module("pod_receive", {"definition": info["pods"][0]["definition"], "storage": storage,
-                                      "listen": address, "image_dir": "%s/incoming/%s" % (IMAGES, name),
-                                      "criu_path": CRIU, "home": source},
-                      host=destination, inventory=inventory)
+    args = {"definition": info["pods"][0]["definition"], "storage": storage, "token": token,
+            "listen": topo.host_ip(topo.host_index(destination)), "image_dir": "%s/incoming/%s" % (IMAGES, name),
+            "criu_path": CRIU, "home": source}
+    args.update(extra)
+    return module("pod_receive", args, host=destination, inventory=inventory)
+
+
+def migrate(inventory: str, name: str, source: str, receiver: Dict[str, Any], token: str, storage: str = "copy",
+            strategy: str = "auto", **extra: Any) -> Dict[str, Any]:
+    args = {"name": name, "destination": receiver["address"], "port": receiver["port"], "token": token,
+            "storage": storage, "strategy": strategy, "image_dir": "%s/outgoing/%s" % (IMAGES, name),
+            "criu_path": CRIU}
+    args.update(extra)
+    return module("pod_migrate", args, host=source, inventory=inventory)
+
+
+def move(inventory: str, name: str, source: str, destination: str, storage: str = "copy",
+         strategy: str = "auto", **extra: Any) -> Dict[str, Any]:
+    """pod_receive on the destination, then pod_migrate on the source; the last result."""
+    token = secrets.token_hex(16)
+    receiver = receive(inventory, name, source, destination, token, storage)
     if receiver.get("failed"):
         return receiver
-    return module("pod_migrate", {"name": name, "destination": receiver["address"], "port": receiver["port"],
-                                  "token": receiver["token"], "storage": storage, "strategy": strategy,
-                                  "image_dir": "%s/outgoing/%s" % (IMAGES, name), "criu_path": CRIU},
-                  host=source, inventory=inventory)
+    return migrate(inventory, name, source, receiver, token, storage, strategy, **extra)
 
 
 def where(inventory: str, name: str, hosts: List[str]) -> Dict[str, str]:
@@ -84,6 +98,11 @@ def where(inventory: str, name: str, hosts: List[str]) -> Dict[str, str]:
             if pod["name"] == name:
                 found[host] = pod["state"]
     return found
+
+
+def running_on(inventory: str, name: str, hosts: List[str]) -> List[str]:
+    """The hosts where pod `name` runs (a pod must never run on two)."""
+    return sorted(host for host, state in where(inventory, name, hosts).items() if state == "running")
 
 
 def remove_everywhere(inventory: str, hosts: List[str]) -> None:

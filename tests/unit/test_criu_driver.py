@@ -46,30 +46,47 @@ def test_kernel_rules(version, kernel, tcp, problems):
         assert kernel in message and "or newer is needed" in message
 
 
+def _dump(**fields):
+    options = dict(pid=42, images_dir="/img", work_dir="/work", netns_inode=4026532000)
+    options.update(fields)
+    return criu.dump_argv("/usr/sbin/criu", criu.DumpOptions(**options))
+
+
 def test_dump_argv_names_externals_and_never_uses_a_shell():
-    mounts = [MountSpec("/srv/data", "/data"), MountSpec("/srv/logs", "/var/log", True)]
-    argv = criu.dump_argv("/usr/sbin/criu", 42, "/img", "/work", 4026532000, mounts, tcp=True, leave_running=False)
+    argv = _dump(mounts=[MountSpec("/srv/data", "/data"), MountSpec("/srv/logs", "/var/log", True)])
     assert argv[:4] == ["/usr/sbin/criu", "dump", "--tree", "42"]
     assert "net[4026532000]:autopod-net" in argv
     assert "mnt[/data]:autopod-mnt-0" in argv and "mnt[/var/log]:autopod-mnt-1" in argv
     assert argv[argv.index("--network-lock") + 1] == "nftables"
-    assert "--tcp-established" in argv and "--leave-running" not in argv
+    assert "--tcp-established" in argv and "--leave-running" not in argv and "--leave-stopped" not in argv
     assert not any(arg in ("sh", "-c", "/bin/sh") for arg in argv)
 
 
 def test_dump_argv_without_tcp_and_leaving_running():
-    argv = criu.dump_argv("criu", 42, "/img", "/work", 1, [], tcp=False, leave_running=True)
+    argv = _dump(tcp_established=False, leave_running=True)
     assert "--tcp-established" not in argv and "--network-lock" not in argv
     assert argv[-1] == "--leave-running"
 
 
+def test_a_move_dumps_through_its_socket_and_leaves_the_tree_stopped():
+    streamed = _dump(leave_stopped=True, page_socket=9)
+    assert "--leave-stopped" in streamed and "--page-server" in streamed
+    assert streamed[streamed.index("--ps-socket") + 1] == "9" and "--address" not in streamed
+    lazy = _dump(leave_stopped=True, lazy_pages=True, page_socket=9, status_fd=5)
+    assert "--lazy-pages" in lazy and "--page-server" not in lazy, "a lazy dump serves its pages itself"
+    assert lazy[lazy.index("--status-fd") + 1] == "5"
+
+
 def test_restore_argv_maps_externals_to_this_host():
-    mounts = [MountSpec("/srv/data", "/data")]
-    argv = criu.restore_argv("criu", "/img", "/work", "/pods/web", 7, mounts, tcp=True, pidfile="restore.pid")
+    argv = criu.restore_argv("criu", criu.RestoreOptions(images_dir="/img", work_dir="/work", rootfs="/pods/web",
+                                                         netns_fd=7, mounts=[MountSpec("/srv/data", "/data")]))
     assert "fd[7]:autopod-net" in argv
     assert "mnt[autopod-mnt-0]:/srv/data" in argv
     assert argv[argv.index("--root") + 1] == "/pods/web"
-    assert "--restore-detached" in argv and "--tcp-established" in argv
+    assert "--restore-detached" in argv and "--tcp-established" in argv and "--action-script" not in argv
+    held = criu.restore_argv("criu", criu.RestoreOptions(images_dir="/img", work_dir="/w", rootfs="/r", netns_fd=7,
+                                                         action_script="/run/autopod/criu-hold-v1"))
+    assert held[held.index("--action-script") + 1] == "/run/autopod/criu-hold-v1"
 
 
 def test_stats_dump_from_real_image():
@@ -118,14 +135,15 @@ def test_damaged_pages_are_found(tmp_path):
 
 
 def test_pre_copy_rounds_link_their_parents_on_both_sides():
-    first = criu.pre_dump_argv("/c", 42, "/img/pre1", "/w", 7, [], ("10.0.0.2", 1234), None)
-    second = criu.pre_dump_argv("/c", 42, "/img/pre2", "/w", 7, [], ("10.0.0.2", 1234), "../pre1")
-    final = criu.dump_argv("/c", 42, "/img", "/w", 7, [], True, False, page_server=("10.0.0.2", 1235), parent="pre2")
-    assert first[:2] == ["/c", "pre-dump"] and "--track-mem" in first and "--prev-images-dir" not in first
+    first = _dump(images_dir="/img/pre1", pre_dump=True, page_socket=9)
+    second = _dump(images_dir="/img/pre2", pre_dump=True, page_socket=9, parent="../pre1")
+    final = _dump(leave_stopped=True, page_socket=9, parent="pre2")
+    assert first[1] == "pre-dump" and "--track-mem" in first and "--prev-images-dir" not in first
     assert second[second.index("--prev-images-dir") + 1] == "../pre1"
     assert "--tcp-established" not in second, "a pre-dump leaves the network alone"
     assert final[final.index("--prev-images-dir") + 1] == "pre2" and "--track-mem" in final
-    assert "--tcp-established" in final and final[final.index("--port") + 1] == "1235"
-    server = criu.page_server_argv("/c", "/img/pre2", "/w", ("10.0.0.2", 1234), "../pre1")
-    assert server[-2:] == ["--prev-images-dir", "../pre1"]
-    assert "--prev-images-dir" not in criu.page_server_argv("/c", "/img", "/w", ("10.0.0.2", 1234))
+    assert "--tcp-established" in final
+    server = criu.page_server_argv("/c", criu.PageServerOptions("/img/pre2", "/w", 8, parent="../pre1"))
+    assert server[-2:] == ["--prev-images-dir", "../pre1"] and server[1] == "page-server"
+    lazy = criu.page_server_argv("/c", criu.PageServerOptions("/img", "/w", 8, lazy=True))
+    assert lazy[1] == "lazy-pages" and "--page-server" in lazy and lazy[lazy.index("--ps-socket") + 1] == "8"

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
-from ansible_collections.autopod.autopod.plugins.module_utils import migration
+from ansible_collections.autopod.autopod.plugins.module_utils.migration import protocol
 from ansible_collections.autopod.autopod.plugins.module_utils.errors import AutopodError
 
 
@@ -23,16 +21,6 @@ from ansible_collections.autopod.autopod.plugins.module_utils.errors import Auto
 def test_strategy_choice(asked, post_local, post_remote, pre_local, chosen):
     if chosen is None:
         with pytest.raises(AutopodError, match="%s is not possible" % asked):
-            migration.resolve_strategy(asked, post_local, post_remote, pre_local)
+            protocol.resolve_strategy(asked, post_local, post_remote, pre_local)
     else:
-        assert migration.resolve_strategy(asked, post_local, post_remote, pre_local) == chosen
-
-
-def test_all_entries_lists_directories_before_their_contents(tmp_path):
-    (tmp_path / "pre1").mkdir()
-    (tmp_path / "pre1" / "pages-1.img").write_text("x")
-    (tmp_path / "inventory.img").write_text("x")
-    os.symlink("pre1", tmp_path / "parent")
-    entries = migration._all_entries(str(tmp_path))
-    assert set(entries) == {"pre1", "pre1/pages-1.img", "inventory.img", "parent"}
-    assert entries.index("pre1") < entries.index("pre1/pages-1.img")
+        assert protocol.resolve_strategy(asked, post_local, post_remote, pre_local) == chosen

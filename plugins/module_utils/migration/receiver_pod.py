@@ -1,0 +1,210 @@
+# -*- coding: utf-8 -*-
+# Copyright: AutoPod contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What the destination does with an arriving pod: take its pages and images, restore it held, let it
+go, and, if anything fails, kill its copy and give back only what this receiver made.
+
+The receiver owns the pod's name on this host through its claim (the manifest's `migration.id`);
+everything it removes, it removes only while that claim is still its own, so a receiver abandoned by
+an earlier run can never tear down a pod that a later move brought here.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import threading
+from typing import Any, Dict, Optional
+
+from ansible_collections.autopod.autopod.plugins.module_utils import cgroups, holds
+from ansible_collections.autopod.autopod.plugins.module_utils import criu as criu_driver
+from ansible_collections.autopod.autopod.plugins.module_utils import network
+from ansible_collections.autopod.autopod.plugins.module_utils.checkpointing import criu_restore, read_image_meta
+from ansible_collections.autopod.autopod.plugins.module_utils.errors import AutopodError
+from ansible_collections.autopod.autopod.plugins.module_utils.lifecycle import release, start_supervised
+from ansible_collections.autopod.autopod.plugins.module_utils.migration.protocol import round_dir
+from ansible_collections.autopod.autopod.plugins.module_utils.migration.streams import Relay, criu_socket_pair
+from ansible_collections.autopod.autopod.plugins.module_utils.pod import PodSpec
+from ansible_collections.autopod.autopod.plugins.module_utils.store import Manifest, PodStore, make_private_dir
+from ansible_collections.autopod.autopod.plugins.module_utils.timing import Stopwatch
+
+
+class ArrivingPod:
+    """One pod on its way to this host, for the length of one move."""
+
+    def __init__(self, store: PodStore, criu: criu_driver.Criu, spec: PodSpec, image_dir: str, claim: str,
+                 home: Optional[str], previous: Optional[Manifest]) -> None:
+        self.store, self.criu, self.spec, self.image_dir = store, criu, spec, image_dir
+        self.claim, self.home = claim, home
+        self.previous = previous  # what this host knew of the pod before (a tombstone, say): put back on failure
+        self.work = image_dir + ".work"
+        self.page_server: Optional["subprocess.Popen[bytes]"] = None
+        self.lazy: Optional["subprocess.Popen[bytes]"] = None
+        self.relay: Optional[Relay] = None
+        self.hold: Optional[holds.Hold] = None
+        self.manifest: Optional[Manifest] = None
+        self._restore: Optional[threading.Thread] = None
+        self._restore_error: Optional[BaseException] = None
+        self.timings: Dict[str, float] = {}
+
+    def owns_claim(self) -> bool:
+        manifest = self.store.load(self.spec.name)
+        return manifest is not None and (manifest.migration or {}).get("id") == self.claim
+
+    # ---- pages and images ----
+
+    def start_page_server(self, number: int, stream: socket.socket, stall: float) -> None:
+        """CRIU's page server for pre-copy round `number`, or for the final dump (0), fed by `stream`.
+        Each pre-copy round's images link the round before; the final images link the last round."""
+        images, parent = self.image_dir, None
+        if number:
+            images = make_private_dir(os.path.join(self.image_dir, round_dir(number)))
+            parent = os.path.join("..", round_dir(number - 1)) if number > 1 else None
+        else:
+            rounds = sorted(n for n in os.listdir(self.image_dir) if n.startswith("pre"))
+            parent = rounds[-1] if rounds else None
+        criu_end, relay_end = criu_socket_pair()
+        try:
+            self.page_server = self.criu.start(criu_driver.PageServerOptions(
+                images_dir=images, work_dir=make_private_dir(self.work), page_socket=criu_end.fileno(), parent=parent))
+        finally:
+            criu_end.close()
+        self.relay = Relay(relay_end, stream, stall, "page").start()
+        self.relay.watch_peer()
+
+    def end_page_server(self, timeout: float) -> None:
+        """The source has sent the stream; wait until the page server has written everything."""
+        if not self.relay.wait(timeout) or self.relay.error:
+            raise AutopodError(self.relay.error or "the page stream did not end within %d seconds" % timeout)
+        try:
+            code = self.page_server.wait(timeout)
+        except subprocess.TimeoutExpired:
+            code = None
+        if code != 0:
+            raise AutopodError("criu page-server failed (%s): %s" % (
+                "exit %s" % code if code is not None else "still running",
+                criu_driver.log_errors(os.path.join(self.work, "page-server.log"))))
+        self.page_server = None
+
+    def start_lazy_pages(self, stream: socket.socket, stall: float) -> None:
+        criu_end, relay_end = criu_socket_pair()
+        try:
+            self.lazy = self.criu.start(criu_driver.PageServerOptions(
+                images_dir=self.image_dir, work_dir=make_private_dir(self.work), page_socket=criu_end.fileno(),
+                lazy=True))
+        finally:
+            criu_end.close()
+        self.relay = Relay(relay_end, stream, stall, "lazy page").start()
+        self.relay.watch_peer()
+
+    # ---- restore, held ----
+
+    def restore_held(self, hold_timeout: float) -> Dict[str, Any]:
+        """Restore the pod and wait until it is held before resuming (holds.py); returns the image's meta."""
+        meta = read_image_meta(self.image_dir)
+        lazy = bool(meta.get("lazy"))
+        self.manifest = Manifest(spec=self.spec, generation=int(meta.get("generation", 0)), home=self.home)
+        with self.store.lock():
+            claimed = self.store.load(self.spec.name)
+            if claimed is None or (claimed.migration or {}).get("id") != self.claim:
+                raise AutopodError("another receiver has taken pod %s over on this host" % self.spec.name)
+            self.manifest.migration = claimed.migration
+        self.hold = holds.Hold(os.path.join(self.work, "hold"))
+        watch = Stopwatch()
+
+        def run_restore(netns_path: str, _procs: str) -> int:
+            return criu_restore(self.criu, self.spec, self.image_dir, self.work, netns_path,
+                                bool(meta.get("tcp_established", True)), lazy=lazy, hold_dir=self.hold.directory)
+
+        def restore() -> None:
+            try:
+                start_supervised(self.store, self.manifest, run_restore, watch,
+                                 after_report=lambda: network.announce(self.spec), identity_prepared=True)
+            except BaseException as exc:  # reported by wait_running
+                self._restore_error = exc
+            self.timings = watch.result()
+
+        self._restore = threading.Thread(target=restore, daemon=True)
+        self._restore.start()
+        try:
+            self.hold.wait_held(hold_timeout, self._restore.is_alive)
+        except AutopodError as exc:
+            self._restore.join(5)
+            raise AutopodError("restore on the destination failed: %s"
+                               % (getattr(self._restore_error, "msg", None) or self._restore_error or exc.msg))
+        return meta
+
+    def go(self, timeout: float) -> Dict[str, Any]:
+        """Put the held pod on its bridge while CRIU's network lock still stands (checkpointing.criu_restore),
+        let it resume, and return once it runs."""
+        network.attach(self.spec)
+        self.hold.release(holds.GO)
+        self._restore.join(timeout)
+        if self._restore.is_alive() or self._restore_error is not None:
+            raise AutopodError("the pod did not resume: %s" % (self._restore_error or "the restore hangs"))
+        return {"init_pid": self.manifest.init_pid, "timings": self.timings,
+                "stats": criu_driver.read_stats(self.work, "restore")}
+
+    def wait_lazy(self, poll: float) -> Optional[str]:
+        """Post-copy: None once every page has arrived, else why they never will (None only when lazy-pages
+        ended with success). Polls so that a relay failure is seen while lazy-pages still waits."""
+        while True:
+            if self.relay.error:
+                return self.relay.error
+            try:
+                code = self.lazy.wait(poll)
+            except subprocess.TimeoutExpired:
+                continue
+            self.lazy = None
+            return None if code == 0 else "criu lazy-pages failed (exit %d): %s" % (
+                code, criu_driver.log_errors(os.path.join(self.work, "lazy-pages.log")))
+
+    # ---- undoing ----
+
+    def kill(self) -> None:
+        """Kill this host's copy of the pod first, so that it never runs on without its pages, then the
+        CRIU helpers and streams."""
+        if self.hold is not None:
+            self.hold.close()
+        if self._restore is not None:  # only a pod this receiver restored is in the cgroup as its own
+            cgroups.kill_all(self.spec.name)
+        for process in (self.lazy, self.page_server):
+            if process is not None and process.poll() is None:
+                process.kill()
+                process.wait()
+        if self.relay is not None:
+            self.relay.close()
+        if self._restore is not None:
+            self._restore.join(30)
+
+    def give_back(self) -> None:
+        """Remove what this receiver made for the pod, if the pod's name here is still its own, and put back
+        what this host knew of the pod before."""
+        self.kill()
+        with self.store.lock():
+            if self.owns_claim():
+                release(self.spec)
+                if self.previous is not None:
+                    self.store.save(self.previous)
+                else:
+                    self.store.remove(self.spec.name)
+        self.cleanup()
+
+    def settle(self) -> None:
+        """The move is complete: the pod is this host's now."""
+        with self.store.lock():
+            manifest = self.store.load(self.spec.name)
+            if manifest is not None and (manifest.migration or {}).get("id") == self.claim:
+                manifest.migration = None
+                self.store.save(manifest)
+        if self.hold is not None:
+            self.hold.close()
+        self.cleanup()
+
+    def cleanup(self) -> None:
+        if self.relay is not None:
+            self.relay.close()
+        for path in (self.image_dir, self.work, self.image_dir + ".cpu"):
+            shutil.rmtree(path, ignore_errors=True)
