@@ -40,10 +40,15 @@ ln -sfn ../../.. "$ROOT/.collections/ansible_collections/autopod/autopod"
 # criu 3.17 (above, in /usr/sbin) stays as the too-old CRIU the tests expect to be refused.
 # The role also raises fs.pipe-max-size, which post-copy migration needs (and which a reboot resets
 # where no systemd applies /etc/sysctl.d).
-if ! /usr/local/sbin/criu check >/dev/null 2>&1 || [ "$(cat /proc/sys/fs/pipe-max-size)" -lt 4194304 ]; then
+# It runs again when the role itself changed since it last ran here.
+role_stamp=/opt/autopod/criu-role.sha256
+role_sum=$(cd "$ROOT" && find roles/criu playbooks/install_criu.yml -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum)
+if ! /usr/local/sbin/criu check >/dev/null 2>&1 || [ "$(cat /proc/sys/fs/pipe-max-size)" -lt 4194304 ] \
+   || [ "$(cat "$role_stamp" 2>/dev/null)" != "$role_sum" ]; then
   say "installing and checking CRIU with the autopod.autopod.criu role"
   (cd "$ROOT" && "$VENV/bin/ansible-playbook" -i localhost, -c local \
      -e ansible_python_interpreter="$VENV/bin/python" -e criu_install=private_root \
      playbooks/install_criu.yml)
+  echo "$role_sum" > "$role_stamp"
 fi
 say "ready: $("$VENV/bin/ansible" --version | head -1), CRIU $(/usr/local/sbin/criu --version | sed -n 's/Version: //p')"

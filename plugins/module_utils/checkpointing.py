@@ -23,7 +23,7 @@ import time
 from typing import Any, Dict, Optional
 
 from ansible_collections.autopod.autopod.plugins.module_utils import criu as criu_driver
-from ansible_collections.autopod.autopod.plugins.module_utils import holds, network
+from ansible_collections.autopod.autopod.plugins.module_utils import cgroups, holds, network, tcp_repair
 from ansible_collections.autopod.autopod.plugins.module_utils.criu_images import damaged_pages
 from ansible_collections.autopod.autopod.plugins.module_utils.errors import AutopodError
 from ansible_collections.autopod.autopod.plugins.module_utils.pod import PodSpec, validate_name
@@ -236,9 +236,9 @@ def criu_restore(criu: criu_driver.Criu, spec: PodSpec, image_dir: str, work: st
 
     The pod's network is held off its bridge until its sockets exist (network.build_identity). The
     restore is held too, after the tree is restored and before CRIU unlocks the network and resumes it
-    (holds.py): the pod goes on its bridge in that moment, so a packet that arrives early is dropped by
-    CRIU's lock and retransmitted, never reset, and the pod's first packets find the link up (a packet
-    lost to a link still down would wait out TCP's 1-second initial retransmission timeout). Without
+    (holds.py): the pod goes on its bridge in that moment, and its connections leave repair mode with a
+    window probe (tcp_repair.py), so each learns at once what its peer received while it was frozen
+    instead of waiting out TCP's 1-second initial retransmission timeout. Without
     `hold_dir` the restore holds, attaches and lets go by itself; with it, the owner of that hold (a
     receiver, waiting for its source) does.
     """
@@ -257,6 +257,7 @@ def criu_restore(criu: criu_driver.Criu, spec: PodSpec, image_dir: str, work: st
         if hold is not None:
             hold.wait_held(restore_timeout(image_dir), lambda: process.poll() is None)
             network.attach(spec)
+            tcp_repair.leave_repair(cgroups.processes(spec.name))
             hold.release(holds.GO)
         code = process.wait(restore_timeout(image_dir))
     except AutopodError:  # CRIU ended, or hung, before the hold

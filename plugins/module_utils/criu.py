@@ -197,16 +197,28 @@ def cpuinfo_argv(criu: str, action: str, images_dir: str) -> List[str]:
             "--log-file", "cpuinfo-%s.log" % action, LOG_LEVEL]
 
 
+# Failures whose cause CRIU's own words do not say: (what its log says, why, and what to do).
+KNOWN_FAILURES = (
+    ("Can't get rlimit", "CRIU reads the resource limits of processes that run as other users with prlimit(2), which "
+     "needs CAP_SYS_RESOURCE, and root on this host lacks it (a container or sandbox dropped it); install CRIU with "
+     "the autopod.autopod.criu role (criu_install=private_root, criu_limits_shim=auto), which then reads them from "
+     "/proc/PID/limits (docs/design.md, \"Pods with their own users\")"),
+)
+
+
 def log_errors(log_path: str, limit: int = 6) -> str:
-    """The last error lines of a CRIU log, joined for a message. The RLIMIT_NOFILE line appears on every
-    run where root lacks CAP_SYS_RESOURCE and is harmless (docs/design.md), so it is left out."""
+    """The last error lines of a CRIU log, joined for a message, with the cause where it is a known one.
+    The RLIMIT_NOFILE line appears on every run where root lacks CAP_SYS_RESOURCE and is harmless
+    (docs/design.md), so it is left out."""
     try:
         with open(log_path, errors="replace") as handle:
             lines = [line.strip() for line in handle
                      if "Error" in line and "RLIMIT_NOFILE" not in line]
     except OSError:
         return "no log at %s" % log_path
-    return " | ".join(lines[-limit:]) or "no error line in %s" % log_path
+    text = " | ".join(lines[-limit:]) or "no error line in %s" % log_path
+    causes = [why for marker, why in KNOWN_FAILURES if any(marker in line for line in lines)]
+    return text + "".join(" -- " + cause for cause in causes)
 
 
 def read_stats(work_dir: str, kind: str) -> Dict[str, int]:

@@ -176,11 +176,27 @@ def _build_veth(pod: str, net: NetworkSpec, pod_ipr: "IPRoute") -> None:
 
 
 def attach(spec: PodSpec) -> None:
-    """Put a pod's held veth on its bridge and up: from now on the pod is on the segment (1-2 ms)."""
+    """Put a pod's held veth on its bridge and up: from now on the pod is on the segment (1-2 ms).
+
+    Neighbours the pod tried to reach while it had no link are forgotten: an entry left incomplete
+    would hold the pod's next packet until the kernel's next ARP retry, a second later."""
     if spec.network:
         with IPRoute() as ipr:
             ipr.link("set", index=ipr.link_lookup(ifname=host_veth_name(spec.name))[0],
                      master=ipr.link_lookup(ifname=spec.network.bridge)[0], state="up")
+        with netlink_in(netns_path(spec.name)) as pod_ipr:
+            index = pod_ipr.link_lookup(ifname=POD_IFNAME)[0]
+            for entry in pod_ipr.get_neighbours(ifindex=index):
+                with contextlib.suppress(NetlinkError):
+                    pod_ipr.neigh("del", ifindex=index, dst=entry.get_attr("NDA_DST"))
+
+
+def detach(spec: PodSpec) -> None:
+    """Take a pod off its bridge (host end down): a copy that is about to be killed resets nobody."""
+    if spec.network:
+        with IPRoute() as ipr:
+            for index in ipr.link_lookup(ifname=host_veth_name(spec.name)):
+                ipr.link("set", index=index, state="down", master=0)
 
 
 def _delete_host_veth(pod: str) -> None:

@@ -10,7 +10,7 @@ CRIU-<id>. Nothing of the pod runs or answers while another host takes it over, 
 come back. CRIU undoes all three itself only when its dump fails; when the move fails later (the
 destination could not restore, died, or stopped answering while a post-copied pod's pages were
 still here), revive() does: remove the lock table, take every TCP socket of the pod out of repair
-mode (through pidfd_getfd, as CRIU does through its own copies), let the processes continue, and
+mode (tcp_repair.py), let the processes continue, and
 tell the segment where the pod is (gratuitous ARP). The pod continues from the moment of the freeze.
 The same applies when CRIU itself is killed mid-dump, which leaves the same three behind.
 
@@ -22,15 +22,11 @@ revive() instead.
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
-from typing import Dict, List, Tuple
+from typing import Dict, List
 
-from ansible_collections.autopod.autopod.plugins.module_utils import cgroups, linux, network
+from ansible_collections.autopod.autopod.plugins.module_utils import cgroups, network, tcp_repair
 from ansible_collections.autopod.autopod.plugins.module_utils.pod import PodSpec
-
-TCP_REPAIR = 19  # linux/tcp.h
 
 
 def stop(spec: PodSpec) -> List[int]:
@@ -43,43 +39,11 @@ def end(spec: PodSpec) -> List[int]:
     return cgroups.kill_all(spec.name)
 
 
-def _socket_fds(pid: int) -> List[int]:
-    directory = "/proc/%d/fd" % pid
-    found = []
-    for name in os.listdir(directory):
-        try:
-            if os.readlink(os.path.join(directory, name)).startswith("socket:"):
-                found.append(int(name))
-        except OSError:
-            continue  # closed meanwhile
-    return found
-
-
-def _repair_off(pid: int) -> List[Tuple[int, int]]:
-    """Take the TCP sockets of process `pid` out of repair mode; returns (pid, fd) of each one changed."""
-    changed = []
-    pidfd = os.pidfd_open(pid)
-    try:
-        for fd in _socket_fds(pid):
-            try:
-                copy = socket.socket(fileno=linux.pidfd_getfd(pidfd, fd))
-            except OSError:
-                continue
-            with copy:
-                if copy.type == socket.SOCK_STREAM and copy.family in (socket.AF_INET, socket.AF_INET6) \
-                        and copy.getsockopt(socket.IPPROTO_TCP, TCP_REPAIR):
-                    copy.setsockopt(socket.IPPROTO_TCP, TCP_REPAIR, 0)
-                    changed.append((pid, fd))
-    finally:
-        os.close(pidfd)
-    return changed
-
-
 def revive(spec: PodSpec) -> Dict[str, object]:
     """Bring the stopped, locked copy of the pod back to life here; returns what was undone."""
     pids = stop(spec)  # those CRIU resumed on its own wait here too
     tables = network.clear_criu_locks(network.netns_path(spec.name))
-    repaired = [pair for pid in pids for pair in _repair_off(pid)]
+    repaired = tcp_repair.leave_repair(pids)
     cgroups.signal_all(spec.name, signal.SIGCONT)
     network.announce(spec)
     return {"processes": len(pids), "lock_tables_removed": tables, "connections_repaired": len(repaired)}

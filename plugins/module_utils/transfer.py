@@ -52,6 +52,33 @@ _TRUSTED = {"filter": "fully_trusted"} if hasattr(tarfile, "fully_trusted_filter
 MAX_MESSAGE = 64 * 1024 * 1024
 
 
+class _Input:
+    """Buffered reads from a socket that survive a timeout: what arrived stays in the buffer, so a caller
+    may poll for the next message with short timeouts (a socket file object breaks after one)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buffer = bytearray()
+        self.start = 0
+
+    def buffered(self) -> int:
+        return len(self.buffer) - self.start
+
+    def read(self, size: int) -> bytes:
+        """Exactly `size` bytes, or fewer if the connection ends first."""
+        while self.buffered() < size:
+            if self.start:
+                del self.buffer[:self.start]
+                self.start = 0
+            chunk = self.sock.recv(max(size - len(self.buffer), 1 << 18))
+            if not chunk:
+                break
+            self.buffer += chunk
+        data = bytes(self.buffer[self.start:self.start + size])
+        self.start += len(data)
+        return data
+
+
 class Channel:
     """Framed JSON messages and tar streams over a connected socket; counts the bytes it moves."""
 
@@ -59,8 +86,7 @@ class Channel:
         self.sock = sock
         self.timeout = timeout
         sock.settimeout(timeout)
-        self.reader = sock.makefile("rb", buffering=1 << 20)
-        self.writer = sock.makefile("wb", buffering=1 << 20)
+        self.input = _Input(sock)
         self.sent = 0
         self.received = 0
 
@@ -68,27 +94,31 @@ class Channel:
         """`with channel.wait_for(s):` reads and writes in the block may each take up to `s` seconds."""
         return _Patience(self, seconds)
 
-    def send(self, message: Dict[str, Any]) -> None:
-        data = json.dumps(message).encode()
+    def _write(self, data: bytes) -> None:
         try:
-            self.writer.write(_HEADER.pack(len(data)) + data)
-            self.writer.flush()
+            self.sock.sendall(data)
         except socket.timeout:
             raise ChannelTimeout("migration channel: the other host took nothing for %d seconds"
                                  % self.sock.gettimeout())
         except OSError as exc:
             raise AutopodError("migration channel: %s" % exc)
+
+    def send(self, message: Dict[str, Any]) -> None:
+        data = json.dumps(message).encode()
+        self._write(_HEADER.pack(len(data)) + data)
         self.sent += _HEADER.size + len(data)
 
     def receive(self) -> Dict[str, Any]:
-        header = self._read_exact(_HEADER.size)
+        header = self.read_exact(_HEADER.size)
         (length,) = _HEADER.unpack(header)
         if length > MAX_MESSAGE:
             raise AutopodError("migration channel: a %d-byte message is not one AutoPod sends" % length)
-        body = self._read_exact(length)
+        body = self.read_exact(length)
         try:
             message = json.loads(body)
         except ValueError:
+            raise AutopodError("migration channel: garbled message (%d bytes: %r...)" % (length, body[:40]))
+        if not isinstance(message, dict):
             raise AutopodError("migration channel: garbled message (%d bytes: %r...)" % (length, body[:40]))
         if message.get("type") == "error":
             raise RemoteError(message.get("msg", "the other host reported an error"))
@@ -100,9 +130,9 @@ class Channel:
             raise AutopodError("migration channel: expected %s, got %s" % (kind, message.get("type")))
         return message
 
-    def _read_exact(self, size: int) -> bytes:
+    def read_exact(self, size: int) -> bytes:
         try:
-            data = self.reader.read(size)
+            data = self.input.read(size)
         except socket.timeout:
             raise ChannelTimeout("migration channel: the other host said nothing for %d seconds" % self.sock.gettimeout())
         except OSError as exc:
@@ -114,16 +144,8 @@ class Channel:
 
     def send_tree(self, base: str, names: Iterable[str]) -> int:
         """Stream the named entries of `base` (relative paths, parents before children) as a tar."""
-        try:
-            return self._send_tree(base, names)
-        except socket.timeout:
-            raise ChannelTimeout("migration channel: the other host stopped taking a transfer")
-        except (BrokenPipeError, ConnectionError) as exc:
-            raise AutopodError("migration channel: %s" % exc)
-
-    def _send_tree(self, base: str, names: Iterable[str]) -> int:
-        chunks = _ChunkWriter(self.writer)
-        with tarfile.open(fileobj=chunks, mode="w|", format=tarfile.PAX_FORMAT) as archive:
+        chunks = _ChunkWriter(self)
+        with tarfile.open(fileobj=chunks, mode="w|", format=tarfile.PAX_FORMAT, bufsize=_ChunkWriter.SIZE) as archive:
             for name in names:
                 path = os.path.join(base, name)
                 info = archive.gettarinfo(path, arcname=name)
@@ -134,30 +156,24 @@ class Channel:
                 else:
                     archive.addfile(info)
         chunks.close()
-        self.writer.flush()
         self.sent += chunks.count
         return chunks.count
 
     def receive_tree(self, base: str) -> int:
         """Unpack a tar stream into `base`, refusing anything that would land outside it."""
-        chunks = _ChunkReader(self.reader)
+        chunks = _ChunkReader(self)
+        guard = _Guard(base)
         with tarfile.open(fileobj=chunks, mode="r|") as archive:
             for member in archive:
-                _check_member(base, member)
+                guard.check(member)
                 _make_room(os.path.join(base, member.name), member)
                 archive.extract(member, base, set_attrs=True, numeric_owner=True, **_TRUSTED)
                 if not member.isdir() and not member.issym():
                     _exact_mtime(os.path.join(base, member.name), member)
         chunks.drain()
-        self.received += chunks.count
         return chunks.count
 
     def close(self) -> None:
-        for stream in (self.writer, self.reader):
-            try:
-                stream.close()
-            except OSError:
-                pass
         self.sock.close()
 
 
@@ -181,18 +197,24 @@ class _ChunkWriter:
 
     SIZE = 1 << 20
 
-    def __init__(self, raw) -> None:
-        self.raw, self.count, self.buffer = raw, 0, bytearray()
+    def __init__(self, channel: Channel) -> None:
+        self.channel, self.count, self.buffer = channel, 0, bytearray()
 
     def write(self, data: bytes) -> int:
         self.buffer += data
-        while len(self.buffer) >= self.SIZE:
-            self._emit(bytes(self.buffer[:self.SIZE]))
-            del self.buffer[:self.SIZE]
+        if len(self.buffer) >= self.SIZE:
+            view = memoryview(self.buffer)
+            whole = len(self.buffer) - len(self.buffer) % self.SIZE
+            for start in range(0, whole, self.SIZE):
+                self._emit(view[start:start + self.SIZE])
+            view.release()
+            del self.buffer[:whole]
         return len(data)
 
-    def _emit(self, chunk: bytes) -> None:
-        self.raw.write(_HEADER.pack(len(chunk)) + chunk)
+    def _emit(self, chunk) -> None:
+        self.channel._write(_HEADER.pack(len(chunk)))
+        if len(chunk):
+            self.channel._write(chunk)
         self.count += _HEADER.size + len(chunk)
 
     def close(self) -> None:
@@ -205,42 +227,36 @@ class _ChunkWriter:
 class _ChunkReader:
     """The reading side of _ChunkWriter: a file-like reader over the chunks, up to the empty one."""
 
-    def __init__(self, raw) -> None:
-        self.raw, self.count, self.buffer, self.ended = raw, 0, b"", False
+    def __init__(self, channel: Channel) -> None:
+        self.channel, self.count, self.ended = channel, 0, False
+        self.chunk, self.offset = b"", 0
 
     def _next(self) -> None:
-        try:
-            self._read_chunk()
-        except socket.timeout:
-            raise ChannelTimeout("migration channel: the other host stopped sending in a transfer")
-        except OSError as exc:
-            raise AutopodError("migration channel: %s" % exc)
-
-    def _read_chunk(self) -> None:
-        header = self.raw.read(_HEADER.size)
-        if len(header) != _HEADER.size:
-            raise AutopodError("migration channel: the other host closed the connection in a transfer")
-        (length,) = _HEADER.unpack(header)
-        chunk = self.raw.read(length) if length else b""
-        if len(chunk) != length:
-            raise AutopodError("migration channel: the other host closed the connection in a transfer")
+        (length,) = _HEADER.unpack(self.channel.read_exact(_HEADER.size))
+        self.chunk = self.channel.read_exact(length) if length else b""
+        self.offset = 0
         self.count += _HEADER.size + length
         self.ended = not length
-        self.buffer += chunk
 
     def read(self, size: int = -1) -> bytes:
-        while not self.ended and (size < 0 or len(self.buffer) < size):
-            self._next()
-        if size < 0:
-            size = len(self.buffer)
-        data, self.buffer = self.buffer[:size], self.buffer[size:]
-        return data
+        parts = []
+        while size != 0:
+            if self.offset == len(self.chunk):
+                if self.ended:
+                    break
+                self._next()
+                continue
+            take = len(self.chunk) - self.offset if size < 0 else min(size, len(self.chunk) - self.offset)
+            parts.append(self.chunk[self.offset:self.offset + take])
+            self.offset += take
+            size -= take if size > 0 else 0
+        return b"".join(parts)
 
     def drain(self) -> None:
         """Skip what the tar reader left (padding after its end-of-archive block)."""
         while not self.ended:
             self._next()
-        self.buffer = b""
+        self.chunk, self.offset = b"", 0
 
 
 def _make_room(path: str, member: tarfile.TarInfo) -> None:
@@ -258,12 +274,37 @@ def _exact_mtime(path: str, member: tarfile.TarInfo) -> None:
         os.utime(path, ns=(nanoseconds, nanoseconds))
 
 
-def _check_member(base: str, member: tarfile.TarInfo) -> None:
-    target = os.path.realpath(os.path.join(base, member.name))
-    if not (target == os.path.realpath(base) or target.startswith(os.path.realpath(base) + os.sep)):
-        raise AutopodError("migration channel: refused %r, which points outside %s" % (member.name, base))
-    if member.islnk() and os.path.isabs(member.linkname):
-        raise AutopodError("migration channel: refused hard link %r to an absolute path" % member.name)
+class _Guard:
+    """What a received tree may contain: every member, and every hard link's target, lands inside `base`.
+
+    Names must be relative and free of `..`; the directory a member lands in is resolved on this host
+    (so a symlink the tree made earlier cannot carry a later member outside), and cached, since a rootfs
+    has thousands of members in a few hundred directories. The member itself is never written through
+    an existing symlink: _make_room removes what it replaces first.
+    """
+
+    def __init__(self, base: str) -> None:
+        self.base = os.path.realpath(base)
+        self._inside: Dict[str, bool] = {}
+
+    def _lands_inside(self, name: str, what: str) -> None:
+        parts = name.split("/")
+        if not name or os.path.isabs(name) or ".." in parts:
+            raise AutopodError("migration channel: refused %s %r, which is not a plain relative path" % (what, name))
+        parent = os.path.dirname(os.path.normpath(name))
+        if parent not in self._inside:
+            real = os.path.realpath(os.path.join(self.base, parent))
+            self._inside[parent] = real == self.base or real.startswith(self.base + os.sep)
+        if not self._inside[parent]:
+            raise AutopodError("migration channel: refused %s %r, which points outside %s" % (what, name, self.base))
+
+    def check(self, member: tarfile.TarInfo) -> None:
+        self._lands_inside(member.name, "member")
+        if member.islnk():
+            self._lands_inside(member.linkname, "hard link target")
+        if member.issym():  # a symlink may now stand where a directory was resolved before
+            prefix = os.path.normpath(member.name)
+            self._inside = {k: v for k, v in self._inside.items() if k != prefix and not k.startswith(prefix + "/")}
 
 
 def read_frame(sock: socket.socket) -> Dict[str, Any]:

@@ -80,6 +80,13 @@ options:
       mtu:
         description: MTU of the pod's interface and of the host end of its veth.
         type: int
+      ipv6:
+        description:
+          - Keep IPv6 on the pod's interface (link-local address and autoconfiguration). Off by default, so that the
+            interface sends nothing the pod did not ask for; either way nothing of the pod reaches the segment during
+            a restore until its sockets exist.
+        type: bool
+        default: false
   mounts:
     description:
       - Host directories or files bind-mounted into the pod. CRIU treats them as external mounts, so the same source
@@ -103,6 +110,16 @@ options:
   memory_max:
     description:
       - Memory limit of the pod's cgroup, in bytes or with a unit (V(256M), V(1G)). At least 4 MiB. Unlimited when unset.
+    type: str
+  user:
+    description:
+      - The user the first process runs as, a name from the pod's own C(/etc/passwd) or a number. It gets the user's
+        primary group and the supplementary groups the pod's C(/etc/group) lists for it, as login(1) gives them, and
+        C(HOME) and C(USER). Root when unset. Processes keep their users, groups and capabilities through checkpoints
+        and moves.
+    type: str
+  group:
+    description: The primary group, a name from the pod's C(/etc/group) or a number; defaults to the user's.
     type: str
   state:
     description:
@@ -231,6 +248,7 @@ ARGUMENT_SPEC = dict(
         gateway=dict(type="str"),
         mac=dict(type="str"),
         mtu=dict(type="int"),
+        ipv6=dict(type="bool", default=False),
     )),
     mounts=dict(type="list", elements="dict", default=[], options=dict(
         source=dict(type="path", required=True),
@@ -238,6 +256,8 @@ ARGUMENT_SPEC = dict(
         readonly=dict(type="bool", default=False),
     )),
     memory_max=dict(type="str"),
+    user=dict(type="str"),
+    group=dict(type="str"),
     state=dict(type="str", choices=["started", "stopped", "absent"], default="started"),
     stop_timeout=dict(type="int", default=10),
     state_dir=dict(type="path", default="/var/lib/autopod"),

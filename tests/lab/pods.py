@@ -10,6 +10,7 @@ from typing import Any, Dict, List
 
 from lab import topology as topo
 from tests.support.ansible_cli import module
+from workloads import redis_client, services
 from workloads.rootfs import build_rootfs
 from workloads.stream_client import StreamClient
 
@@ -25,6 +26,35 @@ def base_rootfs() -> str:
     if not os.path.exists(os.path.join(path, "bin", "counter")):
         build_rootfs(path)
     return topo.SHARED_DIR + "/base-rootfs"
+
+
+def services_rootfs() -> str:
+    """The services' rootfs (Redis, PostgreSQL, nginx from Debian), where every lab host sees it."""
+    path = os.path.join(topo.shared_source(), "services-rootfs")
+    if not os.path.exists(os.path.join(path, services.STAMP)):
+        shutil.rmtree(path, ignore_errors=True)
+        # cp -a, not shutil.copytree: a debootstrap root has device nodes, which copytree would read from
+        subprocess.run(["cp", "-a", services.build_services_rootfs(), path], check=True)
+    return topo.SHARED_DIR + "/services-rootfs"
+
+
+def place_service(inventory: str, host: str, service: str, name: str, offset: int) -> Dict[str, Any]:
+    """A pod running Debian's `service` (redis, postgres or nginx) on `host`, with its own copy of the rootfs."""
+    rootfs = os.path.join(PODS_DIR, name)
+    shell(inventory, host, "rm -rf %s && mkdir -p %s && cp -a %s %s" % (rootfs, PODS_DIR, services_rootfs(), rootfs))
+    created = module("pod_create", services.pod_args(service, name, rootfs, "%s/%d" % (topo.pod_ip(offset), topo.PREFIXLEN),
+                                                     topo.HOST_BRIDGE), host=host, inventory=inventory)
+    assert created.get("changed") and created["pod"]["state"] == "running", created
+    return created
+
+
+def service_client(service: str, offset: int, workers: int = 4):
+    """A client of the service in pod_ip(offset), from the lab's client host, with `workers` requests in flight."""
+    kind = {"redis": redis_client.RedisClient, "postgres": services.PostgresClient, "nginx": services.HttpClient}
+    client = kind[service](topo.pod_ip(offset), services.PORTS[service], topo.netns_path(topo.CLIENT_NETNS), workers)
+    if service == "postgres":
+        client.setup()
+    return client.start()
 
 
 def shell(inventory: str, host: str, command: str) -> Dict[str, Any]:

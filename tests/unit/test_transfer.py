@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import stat
+import tarfile
 import threading
 
 import pytest
@@ -81,11 +82,31 @@ def test_second_pass_sends_only_changes_and_handles_links_and_devices(channels, 
     assert stat.S_ISCHR(os.stat(dst / "null").st_mode)
 
 
-def test_a_member_escaping_the_destination_is_refused(tmp_path):
-    import tarfile
-    member = tarfile.TarInfo("../outside")
-    with pytest.raises(AutopodError):
-        transfer._check_member(str(tmp_path), member)
+def _member(name, kind=tarfile.REGTYPE, linkname=""):
+    member = tarfile.TarInfo(name)
+    member.type, member.linkname = kind, linkname
+    return member
+
+
+@pytest.mark.parametrize("member", [
+    _member("../outside"), _member("/etc/passwd"), _member("a/../../outside"), _member(""),
+    _member("hard", tarfile.LNKTYPE, "../outside"), _member("hard", tarfile.LNKTYPE, "/etc/shadow"),
+])
+def test_a_member_escaping_the_destination_is_refused(tmp_path, member):
+    with pytest.raises(AutopodError, match="refused"):
+        transfer._Guard(str(tmp_path)).check(member)
+
+
+def test_a_symlink_cannot_carry_a_later_member_outside(tmp_path):
+    """The tree makes `etc` a symlink to the host's /etc, then sends etc/evil: refused, never written."""
+    (tmp_path / "src").mkdir()
+    (tmp_path / "dst").mkdir()
+    os.symlink("/etc", tmp_path / "src" / "etc")
+    guard = transfer._Guard(str(tmp_path / "dst"))
+    guard.check(_member("etc", tarfile.SYMTYPE, "/etc"))
+    os.symlink("/etc", tmp_path / "dst" / "etc")
+    with pytest.raises(AutopodError, match="points outside"):
+        guard.check(_member("etc/evil"))
 
 
 def test_a_broken_connection_is_an_error(channels):

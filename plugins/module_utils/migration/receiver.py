@@ -52,7 +52,20 @@ class ReceiverConversation:
                          P.IMAGES: self._images}
 
     def run(self) -> str:
-        """Serve the move; returns how it ended ("moved", or raises)."""
+        """Serve the move; returns how it ended ("moved"), or raises after telling the source why."""
+        try:
+            return self._serve()
+        except (Aborted, CopyKilled):
+            raise
+        except Exception as exc:  # told to the source, if it still listens; the caller undoes
+            try:
+                with self.channel.wait_for(2.0):
+                    self.channel.send({"type": P.ERROR, "msg": "destination: %s" % _message(exc)})
+            except AutopodError:
+                pass
+            raise
+
+    def _serve(self) -> str:
         self.channel.send({"type": P.READY, "post_copy": self.post_copy_problem is None,
                            "memory_available": P.memory_available()})
         while True:
@@ -174,20 +187,17 @@ class ReceiverDaemon:
             self.pod.give_back()
         except CopyKilled as exc:
             self.log(str(exc))
-        except Exception as exc:  # every failure is told to the source (if it still listens) and undone here
-            message = getattr(exc, "msg", None) or repr(exc)
-            self.log("failed: %s" % message)
-            if channel is not None:
-                try:
-                    with channel.wait_for(2.0):
-                        channel.send({"type": P.ERROR, "msg": "destination: %s" % message})
-                except AutopodError:
-                    pass
+        except Exception as exc:  # the conversation told the source; undone here
+            self.log("failed: %s" % _message(exc))
             self.pod.give_back()
         finally:
             acceptor.close()
             if channel is not None:
                 channel.close()
+
+
+def _message(exc: BaseException) -> str:
+    return getattr(exc, "msg", None) or repr(exc)
 
 
 def _check_claimable(existing: Optional[Manifest], spec: PodSpec) -> None:

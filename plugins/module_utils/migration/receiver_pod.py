@@ -18,7 +18,7 @@ import subprocess
 import threading
 from typing import Any, Dict, Optional
 
-from ansible_collections.autopod.autopod.plugins.module_utils import cgroups, holds
+from ansible_collections.autopod.autopod.plugins.module_utils import cgroups, holds, tcp_repair
 from ansible_collections.autopod.autopod.plugins.module_utils import criu as criu_driver
 from ansible_collections.autopod.autopod.plugins.module_utils import network
 from ansible_collections.autopod.autopod.plugins.module_utils.checkpointing import criu_restore, read_image_meta
@@ -140,6 +140,7 @@ class ArrivingPod:
         """Put the held pod on its bridge while CRIU's network lock still stands (checkpointing.criu_restore),
         let it resume, and return once it runs."""
         network.attach(self.spec)
+        tcp_repair.leave_repair(cgroups.processes(self.spec.name))
         self.hold.release(holds.GO)
         self._restore.join(timeout)
         if self._restore.is_alive() or self._restore_error is not None:
@@ -169,6 +170,7 @@ class ArrivingPod:
         if self.hold is not None:
             self.hold.close()
         if self._restore is not None:  # only a pod this receiver restored is in the cgroup as its own
+            network.detach(self.spec)  # its sockets die with it: no reset may reach a client the source serves
             cgroups.kill_all(self.spec.name)
         for process in (self.lazy, self.page_server):
             if process is not None and process.poll() is None:

@@ -227,13 +227,14 @@ class SourceConversation:
     def _revive_after(self, exc: BaseException, strategy: str, sent_go: bool) -> Dict[str, Any]:
         if not sent_go:
             self._send_quietly({"type": P.ABORT})
-        lost_ms = round((time.monotonic() - self.running_at) * 1000) if self.running_at else 0
+        ran_there = self.running_at is not None
+        lost_ms = round((time.monotonic() - self.running_at) * 1000) if ran_there else 0
         revived = self.pod.revive()
         what = ("rolled back: the pod ran on %s for %d ms, and whatever it did there is lost; it runs here again "
                 "from the moment of its freeze (clients whose connections moved on there may be reset)"
-                % (self.destination, lost_ms)) if lost_ms else "the pod was revived here and runs as before"
+                % (self.destination, lost_ms)) if ran_there else "the pod was revived here and runs as before"
         raise MoveFailed("the move of pod %s to %s failed: %s; %s" % (self.pod.spec.name, self.destination, _msg(exc), what),
-                         result="rolled_back" if lost_ms else "not_moved", runs_on="source", lost_ms=lost_ms,
+                         result="rolled_back" if ran_there else "not_moved", runs_on="source", lost_ms=lost_ms,
                          revived=revived, **self._figures(strategy))
 
     def _send_quietly(self, message: Dict[str, Any]) -> None:
