@@ -15,7 +15,7 @@ reads it over Podman's bridge.
 
 Run as root after scripts/setup.sh:  .venv/bin/python bench/migration.py [--runs 5] [--sizes 16,256,1024]
 It installs podman and runc from Debian if missing and writes /etc/containers/containers.conf as
-DESIGN.md describes (runc, cgroupfs).
+docs/design.md describes ("The Podman baseline": runc, cgroupfs).
 """
 
 from __future__ import annotations

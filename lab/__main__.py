@@ -1,4 +1,4 @@
-"""scripts/lab up [--hosts N | --qemu SERIES...] | down | status | reboot HOST | inventory"""
+"""scripts/lab up [--hosts N | --qemu SERIES...] | down | status | reboot HOST | partition HOST | heal HOST | inventory"""
 
 from __future__ import annotations
 
@@ -25,6 +25,9 @@ def main() -> int:
     commands.add_parser("status", help="hosts, their boot ids and whether SSH answers")
     restart = commands.add_parser("reboot", help="reboot one lab host")
     restart.add_argument("host")
+    for name, what in (("partition", "cut a host off the lab switch (its packets are dropped, none refused)"),
+                       ("heal", "put a partitioned host back on the switch")):
+        commands.add_parser(name, help=what).add_argument("host")
     commands.add_parser("inventory", help="print the Ansible inventory of the lab")
     args = parser.parse_args()
     if os.geteuid() != 0:
@@ -40,6 +43,8 @@ def main() -> int:
         print(json.dumps(control.status(), indent=1))
     elif args.command == "reboot":
         print(control.reboot(args.host))
+    elif args.command in ("partition", "heal"):
+        getattr(control, args.command)(args.host)
     elif args.command == "inventory":
         with open(topo.inventory_path()) as handle:
             print(handle.read(), end="")

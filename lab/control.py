@@ -261,6 +261,15 @@ def down() -> None:
     shutil.rmtree(topo.LAB_ROOT, ignore_errors=True)
 
 
+def partition(host: str) -> None:
+    """Cut `host` off the lab switch: from now on its packets are dropped, none refused."""
+    wiring.set_port(topo.host_netns(host), up=False)
+
+
+def heal(host: str) -> None:
+    wiring.set_port(topo.host_netns(host), up=True)
+
+
 def hold(host: str) -> None:
     """Make `host` stay down at its next reboot, as a machine that does not come back."""
     open(lab_host.hold_file(host), "w").close()

@@ -16,7 +16,7 @@ import stat
 from typing import Dict, Iterator, List, Tuple
 
 BUSYBOX = "/bin/busybox"  # Debian's busybox-static
-# What the guest needs of its kernel, in the order DESIGN.md verified: virtio and 9p for its root,
+# What the guest needs of its kernel, in the order docs/design.md gives: virtio and 9p for its root,
 # virtio-net and a bridge for the lab network, and what CRIU and the pods use. crc32c_generic is
 # libcrc32c's soft dependency (it looks the algorithm up by name at load time; nothing here would
 # load it on demand).

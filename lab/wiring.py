@@ -72,6 +72,13 @@ def attach_tap(host: str) -> None:
                 master=sw.link_lookup(ifname=topo.SWITCH_BRIDGE)[0], state="up")
 
 
+def set_port(netns_name: str, up: bool) -> None:
+    """Bring a namespace's switch port down (its packets are dropped, nothing is refused: a partition)
+    or up again."""
+    with network.netlink_in(topo.netns_path(topo.SWITCH_NETNS)) as sw:
+        sw.link("set", index=sw.link_lookup(ifname=_switch_port(netns_name))[0], state="up" if up else "down")
+
+
 def detach(netns_name: str) -> None:
     """Remove a namespace and its switch port (the port goes with the namespace's veth)."""
     network.remove_netns(topo.netns_path(netns_name))

@@ -36,7 +36,7 @@ mkdir -p "$ROOT/.collections/ansible_collections/autopod"
 ln -sfn ../../.. "$ROOT/.collections/ansible_collections/autopod/autopod"
 
 # CRIU: Debian 12's 3.17 fails on kernels from 6.13, so take 4.2 from Debian unstable into a private
-# root (DESIGN.md). The criu role does it, the same way it does on managed hosts. Debian's own
+# root (docs/design.md, "CRIU versions"). The criu role does it, the same way it does on managed hosts. Debian's own
 # criu 3.17 (above, in /usr/sbin) stays as the too-old CRIU the tests expect to be refused.
 # The role also raises fs.pipe-max-size, which post-copy migration needs (and which a reboot resets
 # where no systemd applies /etc/sysctl.d).

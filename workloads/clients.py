@@ -33,6 +33,12 @@ class Worker:
         """Send request number `sequence`, wait for its reply, check it; returns what was acknowledged."""
         raise NotImplementedError
 
+    def acknowledge(self, item: Any) -> None:
+        self.acknowledged.append(item)
+
+    def acknowledged_count(self) -> int:
+        return len(self.acknowledged)
+
     def close(self) -> None:
         raise NotImplementedError
 
@@ -50,7 +56,7 @@ class Worker:
             self.client.record(finished, finished - self.started_at)
             self.started_at = None
             if acknowledged is not None:
-                self.acknowledged.append(acknowledged)
+                self.acknowledge(acknowledged)
             sequence += 1
 
 
@@ -123,7 +129,7 @@ class RequestClient:
     def report(self) -> Dict[str, Any]:
         with self._lock:
             latencies = sorted(latency for _at, latency in self._done)
-        return {"requests": len(latencies), "acknowledged": sum(len(w.acknowledged) for w in self.workers),
+        return {"requests": len(latencies), "acknowledged": sum(w.acknowledged_count() for w in self.workers),
                 "errors": self.errors(), "longest_wait_ms": round(latencies[-1] * 1000, 1) if latencies else None}
 
     def close(self) -> None:

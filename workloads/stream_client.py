@@ -50,6 +50,7 @@ class StreamClient:
         self.repeats: List[int] = []
         self.counter_regressions: List[Tuple[int, int]] = []
         self.max_pause = 0.0
+        self.max_pause_at = 0.0  # time.time() when the longest pause ended
         self.pauses: List[float] = []
         self.error: Optional[str] = None
         self.closed_by_peer = False
@@ -92,7 +93,8 @@ class StreamClient:
         seq, counter = (int(part) for part in line.split())
         if self.lines:
             self.pauses.append(pause)
-            self.max_pause = max(self.max_pause, pause)
+            if pause > self.max_pause:
+                self.max_pause, self.max_pause_at = pause, time.time()
         if seq != self.last_seq + 1:
             (self.repeats.append(seq) if seq <= self.last_seq else self.gaps.append((self.last_seq, seq)))
         if counter <= self.last_counter:
@@ -133,7 +135,8 @@ class StreamClient:
         with self._cond:
             return {"lines": self.lines, "last_seq": self.last_seq, "gaps": list(self.gaps),
                     "repeats": list(self.repeats), "counter_regressions": list(self.counter_regressions),
-                    "max_pause_ms": round(self.max_pause * 1000, 1), "error": self.error,
+                    "max_pause_ms": round(self.max_pause * 1000, 1), "max_pause_ended_at": self.max_pause_at,
+                    "error": self.error,
                     "closed_by_peer": self.closed_by_peer, "first_counter": self.first_counter,
                     "last_counter": self.last_counter}
 

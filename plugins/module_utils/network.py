@@ -244,6 +244,16 @@ def netlink_in(path: str) -> Iterator["IPRoute"]:
 NFPROTO_INET = 1
 
 
+def criu_lock_tables(netns: str) -> List[str]:
+    """The network-lock tables CRIU has in a pod's namespace (named CRIU-<run id>)."""
+    with linux.inside_netns(netns):
+        nft = NFTables(nfgen_family=NFPROTO_INET)
+    try:
+        return [n for n in (t.get_attr("NFTA_TABLE_NAME") for t in nft.get_tables()) if n and n.startswith("CRIU-")]
+    finally:
+        nft.close()
+
+
 def clear_criu_locks(netns: str) -> List[str]:
     """Remove network-lock tables CRIU left in a restored pod's namespace; returns their names.
 

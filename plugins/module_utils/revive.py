@@ -39,6 +39,18 @@ def end(spec: PodSpec) -> List[int]:
     return cgroups.kill_all(spec.name)
 
 
+def left_frozen(spec: PodSpec) -> bool:
+    """Whether a dump that ended abnormally (CRIU killed) left the pod stopped or its network locked."""
+    for pid in cgroups.processes(spec.name):
+        try:
+            with open("/proc/%d/stat" % pid, "rb") as stat:
+                if stat.read().rsplit(b")", 1)[1].split()[0] in (b"T", b"t"):
+                    return True
+        except OSError:
+            continue
+    return bool(network.criu_lock_tables(network.netns_path(spec.name)))
+
+
 def revive(spec: PodSpec) -> Dict[str, object]:
     """Bring the stopped, locked copy of the pod back to life here; returns what was undone."""
     pids = stop(spec)  # those CRIU resumed on its own wait here too

@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Start a pod's first process in its own namespaces and root filesystem.
 
-The layout follows what makes a pod checkpointable (DESIGN.md, "The pod"): the
+The layout follows what makes a pod checkpointable (docs/design.md, "The pod"): the
 first process is a session leader inside its PID namespace, its standard streams
 point at files inside the pod, no host descriptor survives exec, the root is a
 self-bind of the rootfs with proc, a tmpfs /dev and a tmpfs /tmp, reached with

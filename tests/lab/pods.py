@@ -6,7 +6,7 @@ import os
 import secrets
 import shutil
 import subprocess
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 from lab import topology as topo
 from tests.support.ansible_cli import module
@@ -90,11 +90,13 @@ def client(offset: int) -> StreamClient:
 
 
 def receive(inventory: str, name: str, source: str, destination: str, token: str, storage: str = "copy",
-            **extra: Any) -> Dict[str, Any]:
-    """pod_info on the source, then pod_receive on the destination; the receiver's result."""
-    info = module("pod_info", {"name": name}, host=source, inventory=inventory)
-    assert info["pods"], "pod %s is not on %s" % (name, source)
-    args = {"definition": info["pods"][0]["definition"], "storage": storage, "token": token,
+            definition: Optional[Dict[str, Any]] = None, **extra: Any) -> Dict[str, Any]:
+    """pod_receive on the destination (with the definition pod_info gives on the source, unless known)."""
+    if definition is None:
+        info = module("pod_info", {"name": name}, host=source, inventory=inventory)
+        assert info["pods"], "pod %s is not on %s" % (name, source)
+        definition = info["pods"][0]["definition"]
+    args = {"definition": definition, "storage": storage, "token": token,
             "listen": topo.host_ip(topo.host_index(destination)), "image_dir": "%s/incoming/%s" % (IMAGES, name),
             "criu_path": CRIU, "home": source}
     args.update(extra)
@@ -111,10 +113,10 @@ def migrate(inventory: str, name: str, source: str, receiver: Dict[str, Any], to
 
 
 def move(inventory: str, name: str, source: str, destination: str, storage: str = "copy",
-         strategy: str = "auto", **extra: Any) -> Dict[str, Any]:
+         strategy: str = "auto", definition: Optional[Dict[str, Any]] = None, **extra: Any) -> Dict[str, Any]:
     """pod_receive on the destination, then pod_migrate on the source; the last result."""
     token = secrets.token_hex(16)
-    receiver = receive(inventory, name, source, destination, token, storage)
+    receiver = receive(inventory, name, source, destination, token, storage, definition)
     if receiver.get("failed"):
         return receiver
     return migrate(inventory, name, source, receiver, token, storage, strategy, **extra)

@@ -23,11 +23,11 @@ def clean(lab, hosts):
     pods.remove_everywhere(lab, hosts)
 
 
-def moved_under_load(lab, client, name, source, destination, strategy):
+def moved_under_load(lab, client, name, source, destination, strategy, definition):
     """One move while the client works; returns the client's longest wait during it (ms)."""
     client.wait_requests(50)
     started = time.monotonic()
-    result = pods.move(lab, name, source, destination, strategy=strategy)
+    result = pods.move(lab, name, source, destination, strategy=strategy, definition=definition)
     assert result.get("changed") and result["result"] == "moved", result
     assert result["strategy"] == strategy
     client.wait_requests(50, timeout=60)
@@ -38,12 +38,12 @@ def moved_under_load(lab, client, name, source, destination, strategy):
 @pytest.mark.parametrize("service, offset", [("redis", 40), ("postgres", 41), ("nginx", 42)])
 def test_a_service_moves_there_and_back_without_an_error_or_a_lost_write(lab, clean, service, offset):
     name = "svc-" + service
-    pods.place_service(lab, "lab1", service, name, offset)
+    definition = pods.place_service(lab, "lab1", service, name, offset)["pod"]["definition"]
     client = pods.service_client(service, offset)
     try:
         waits = []
         for source, destination, strategy in (("lab1", "lab2", "post-copy"), ("lab2", "lab1", "stop-and-copy")):
-            wait, result = moved_under_load(lab, client, name, source, destination, strategy)
+            wait, result = moved_under_load(lab, client, name, source, destination, strategy, definition)
             waits.append((strategy, wait, result["downtime_ms"]))
             assert pods.running_on(lab, name, ["lab1", "lab2"]) == [destination]
         client.stop()
@@ -57,14 +57,14 @@ def test_a_service_moves_there_and_back_without_an_error_or_a_lost_write(lab, cl
 
 
 def test_soak_a_request_response_pod_moves_back_and_forth_under_load(lab, clean):
-    pods.place_service(lab, "lab1", "redis", "svc-soak", 43)
+    definition = pods.place_service(lab, "lab1", "redis", "svc-soak", 43)["pod"]["definition"]
     client = pods.service_client("redis", 43)
     try:
         waits, hosts = [], ["lab1", "lab2"]
         for number in range(SOAK_MOVES):
             source, destination = hosts[number % 2], hosts[(number + 1) % 2]
             strategy = "post-copy" if number % 4 < 3 else "stop-and-copy"
-            wait, _result = moved_under_load(lab, client, "svc-soak", source, destination, strategy)
+            wait, _result = moved_under_load(lab, client, "svc-soak", source, destination, strategy, definition)
             waits.append(wait)
         client.stop()
         assert client.errors() == [] and client.lost() == []

@@ -86,6 +86,7 @@ class ReceiverConversation:
 
     def _plan(self, message: Dict[str, Any]) -> None:
         self.strategy = message.get("strategy", "")
+        self.log("plan: %s, %s storage" % (self.strategy, message.get("storage")))
         if self.strategy == P.POST_COPY and self.post_copy_problem:
             raise AutopodError("this host cannot take a post-copied pod: %s" % self.post_copy_problem)
         needed = int(message.get("memory", 0)) + P.MEMORY_MARGIN
@@ -110,12 +111,14 @@ class ReceiverConversation:
             raise AutopodError("not enough disk for the rootfs at %s: %d MiB free, %d MiB needed"
                                % (rootfs, P.disk_free(rootfs) >> 20, needed >> 20))
         os.makedirs(rootfs, exist_ok=True)
+        self.log("rootfs: receiving %d bytes" % needed)
         transfer.apply_deletions(rootfs, message.get("delete", []))
         with self.channel.wait_for(self.limits.stall):
             self.channel.receive_tree(rootfs)
         self.channel.send({"type": P.ROOTFS_OK})
 
     def _pages(self, message: Dict[str, Any]) -> None:
+        self.log("pages: %s stream %s" % ("lazy" if message.get("lazy") else "page", message.get("round", 0)))
         self.channel.send({"type": P.PAGES_READY})
         if message.get("lazy"):
             return  # the stream is taken when lazy-pages starts, at RESTORE
@@ -128,6 +131,7 @@ class ReceiverConversation:
         self.channel.send({"type": P.PAGES_OK})
 
     def _images(self, _message: Dict[str, Any]) -> None:
+        self.log("images: receiving")
         with self.channel.wait_for(self.limits.stall):
             self.channel.receive_tree(self.pod.image_dir)
         self.channel.send({"type": P.IMAGES_OK})
@@ -137,11 +141,13 @@ class ReceiverConversation:
             self.pod.start_lazy_pages(self.acceptor.wait_stream(P.page_stream_id(0), self.limits.handshake),
                                       self.limits.stall)
         self.pod.restore_held(self.limits.max_freeze)
+        self.log("restore: held")
         self.channel.send({"type": P.HELD})
         message = self._next(self.limits.reply)
         if message["type"] != P.GO:
             raise AutopodError("expected GO, got %s" % message["type"])
         running = self.pod.go(self.limits.max_freeze)  # from here on the pod runs here
+        self.log("running: PID %s" % running.get("init_pid"))
         self._say(dict(running, type=P.RUNNING))
         if self.strategy == P.POST_COPY:
             failure = self.pod.wait_lazy(1.0)
@@ -149,6 +155,7 @@ class ReceiverConversation:
                 self.pod.give_back()  # kills the copy here first: it must not run on without its memory
                 self._say({"type": P.LAZY_FAILED, "msg": failure})
                 raise CopyKilled("the pod's memory stopped coming (%s); its copy here was killed" % failure)
+            self.log("pages: all in")
             self._say({"type": P.LAZY_DONE})
         self.pod.settle()
         return "moved"

@@ -139,14 +139,18 @@ class ArrivingPod:
     def go(self, timeout: float) -> Dict[str, Any]:
         """Put the held pod on its bridge while CRIU's network lock still stands (checkpointing.criu_restore),
         let it resume, and return once it runs."""
+        watch = Stopwatch()
         network.attach(self.spec)
-        tcp_repair.leave_repair(cgroups.processes(self.spec.name))
+        watch.lap("attach")
+        probed = tcp_repair.leave_repair(cgroups.processes(self.spec.name))
+        watch.lap("window_probes")
         self.hold.release(holds.GO)
         self._restore.join(timeout)
+        watch.lap("resume")
         if self._restore.is_alive() or self._restore_error is not None:
             raise AutopodError("the pod did not resume: %s" % (self._restore_error or "the restore hangs"))
-        return {"init_pid": self.manifest.init_pid, "timings": self.timings,
-                "stats": criu_driver.read_stats(self.work, "restore")}
+        return {"init_pid": self.manifest.init_pid, "restore_timings": self.timings, "go_timings": watch.result(),
+                "connections_probed": len(probed), "stats": criu_driver.read_stats(self.work, "restore")}
 
     def wait_lazy(self, poll: float) -> Optional[str]:
         """Post-copy: None once every page has arrived, else why they never will (None only when lazy-pages

@@ -304,8 +304,8 @@ def migrate(state_dir: str, criu_path: str, name: str, destination: str, port: i
             strategy, storage, post_copy_here, pre_copy_here)
     except MoveFailed:
         raise
-    except (AutopodError, Interrupted) as exc:
-        if pod.dumped:  # cannot happen before the freeze; a safety net for an unexpected path
+    except Exception as exc:  # a broken connection, a full disk, SIGTERM: before the freeze nothing has changed
+        if pod.dumped:  # the conversation revives or hands over after the freeze; a net for the unexpected
             pod.revive()
         raise MoveFailed("the move of pod %s to %s failed before the pod stopped: %s; it runs here as before"
                          % (name, destination, _msg(exc)), result="not_moved", runs_on="source")

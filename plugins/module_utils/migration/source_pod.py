@@ -107,16 +107,19 @@ class SourcePod:
             return None
 
     def _dump_failed(self) -> None:
+        why = "failed (exit %s)" % self.dump.returncode
         if self.dump.poll() is None:
             self.dump.kill()  # took too long: a killed CRIU leaves the same stopped, locked copy as a finished one
             self.dump.wait()
-            self.dumped = True
+            why = "did not finish within max_freeze and was stopped"
+        elif self.dump.returncode < 0:
+            why = "was killed (signal %d)" % -self.dump.returncode
+        errors = criu_driver.log_errors(os.path.join(self.work, "dump.log"))
+        if revive.left_frozen(self.spec):  # CRIU did not get to resume the pod itself
             revived = self.revive()
-            raise DumpFailed("criu dump did not finish before max_freeze and was stopped; pod %s was revived here "
-                             "(%s)" % (self.spec.name, revived))
+            raise DumpFailed("criu dump %s: %s; pod %s was revived here (%s)" % (why, errors, self.spec.name, revived))
         still = "is still running" if self.manifest.is_running() else "is NOT running any more"
-        raise DumpFailed("criu dump failed (exit %s): %s; pod %s %s here" % (
-            self.dump.returncode, criu_driver.log_errors(os.path.join(self.work, "dump.log")), self.spec.name, still))
+        raise DumpFailed("criu dump %s: %s; pod %s %s here" % (why, errors, self.spec.name, still))
 
     def dump_stats(self) -> Dict[str, int]:
         return criu_driver.read_stats(self.work, "dump")

@@ -1,0 +1,139 @@
+"""Soak: move real services back and forth between two lab hosts many times, under load, and count.
+
+Redis (four writers whose SETs are always in flight), PostgreSQL (four connections committing
+INSERTs), nginx (four HTTP/1.1 keep-alive clients whose every reply is checked), each from Debian's
+packages in its own pod, each moved N times (default 200) between lab1 and lab2, every fourth move
+stop-and-copy and the others post-copy. It prints, per service: client errors (a reset included),
+writes or transactions lost, the client's longest wait per move (p50, p99, max), and the frozen time
+per move split by phase (dump, transfer, restore, network and resume), as medians.
+
+Every finished move is appended to a JSON-lines file as soon as it is measured (--out), and the
+summary is printed before the lab is taken down; a failing cleanup is reported after it.
+
+Run as root after scripts/setup.sh:  .venv/bin/python bench/soak.py [--moves 200] [--services redis,postgres,nginx]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+import traceback
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path[:0] = [ROOT, os.path.join(ROOT, ".collections")]
+
+from lab import control  # noqa: E402
+from tests.lab import pods  # noqa: E402
+from tests.support.cleanup import adopt_orphans, reap_orphans  # noqa: E402
+
+HOSTS = ("lab1", "lab2")
+OFFSETS = {"redis": 60, "postgres": 61, "nginx": 62}
+
+
+def phases(moved: dict) -> dict:
+    """The frozen time of one move, by phase (pod_migrate's timings)."""
+    timings = moved.get("timings", {})
+    return {"dump": timings.get("dump_ms", 0),
+            "transfer": sum(timings.get(k, 0) for k in ("rootfs_final_ms", "pages_ms", "images_ms")
+                            if not (k == "pages_ms" and moved.get("strategy") == "post-copy")),
+            "restore": timings.get("restore_remote_ms", 0),
+            "network_and_resume": timings.get("resume_remote_ms", 0)}
+
+
+def soak(inventory: str, service: str, moves: int, out) -> dict:
+    name = "soak-" + service
+    definition = pods.place_service(inventory, HOSTS[0], service, name, OFFSETS[service])["pod"]["definition"]
+    client = pods.service_client(service, OFFSETS[service])
+    waits, frozen, by_phase, failures = [], [], [], []
+    try:
+        client.wait_requests(100, timeout=60)
+        for number in range(moves):
+            source, destination = HOSTS[number % 2], HOSTS[(number + 1) % 2]
+            strategy = "stop-and-copy" if number % 4 == 3 else "post-copy"
+            started = time.monotonic()
+            moved = pods.move(inventory, name, source, destination, strategy=strategy, definition=definition)
+            try:
+                client.wait_requests(50, timeout=60)
+            except (ConnectionError, TimeoutError) as exc:
+                failures.append("move %d: %s" % (number, exc))
+            wait = round(client.longest_wait(started) * 1000, 1)
+            row = {"service": service, "move": number, "strategy": strategy, "result": moved.get("result"),
+                   "client_longest_wait_ms": wait, "frozen_ms": moved.get("frozen_ms"), "phases_ms": phases(moved),
+                   "errors": client.errors(), "msg": moved.get("msg")}
+            out.write(json.dumps(row) + "\n")
+            out.flush()
+            if moved.get("result") != "moved" or client.errors():
+                failures.append("move %d: %s; %s" % (number, moved.get("msg"), client.errors()))
+                break
+            waits.append(wait)
+            frozen.append(moved["frozen_ms"])
+            by_phase.append(row["phases_ms"])
+        client.stop()
+        lost = len(client.lost()) if not client.errors() else None
+    finally:
+        client.close()
+    return summary(service, waits, frozen, by_phase, failures, lost, client.report())
+
+
+def _percentile(values: list, fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))] if ordered else 0
+
+
+def summary(service: str, waits: list, frozen: list, by_phase: list, failures: list, lost, report: dict) -> dict:
+    return {"service": service, "moves": len(waits), "failures": failures, "client_errors": report["errors"],
+            "lost": lost, "requests": report["requests"],
+            "client_wait_ms": {"p50": _percentile(waits, .5), "p99": _percentile(waits, .99), "max": max(waits or [0])},
+            "frozen_ms_median": statistics.median(frozen) if frozen else None,
+            "phases_ms_median": {k: round(statistics.median(p[k] for p in by_phase), 1)
+                                 for k in (by_phase[0] if by_phase else {})}}
+
+
+def print_table(results: list) -> None:
+    print("| service | moves | client errors (resets included) | lost | client's longest wait per move p50 / p99 / "
+          "max ms | frozen ms (median) | dump / transfer / restore / network+resume ms (medians) |")
+    print("|---|---|---|---|---|---|---|")
+    for r in results:
+        p = r["phases_ms_median"]
+        print("| %s | %d | %d | %s | %.0f / %.0f / %.0f | %s | %s |" % (
+            r["service"], r["moves"], len(r["client_errors"]) + len(r["failures"]), r["lost"],
+            r["client_wait_ms"]["p50"], r["client_wait_ms"]["p99"], r["client_wait_ms"]["max"], r["frozen_ms_median"],
+            " / ".join("%.0f" % p[k] for k in ("dump", "transfer", "restore", "network_and_resume")) if p else "-"))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
+    parser.add_argument("--moves", type=int, default=200)
+    parser.add_argument("--services", default="redis,postgres,nginx")
+    parser.add_argument("--out", default="/var/tmp/autopod-soak.jsonl", help="every move, as it is measured")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("run as root")
+    adopt_orphans()
+    control.down()
+    inventory = control.up(len(HOSTS))
+    results = []
+    with open(args.out, "w") as out:
+        try:
+            for service in args.services.split(","):
+                results.append(soak(inventory, service, args.moves, out))
+                print_table(results[-1:])
+                pods.remove_everywhere(inventory, list(HOSTS))
+        finally:
+            print("\nmachine: kernel %s, %d CPUs; moves of %s\n" % (os.uname().release, os.cpu_count(), args.services))
+            print_table(results)
+            print(json.dumps(results, indent=1))
+            try:
+                control.down()
+                reap_orphans()
+            except Exception:  # the figures above stand; say what the cleanup left
+                print("cleanup failed:\n" + traceback.format_exc(), file=sys.stderr)
+    return 0 if results and all(not r["failures"] and not r["client_errors"] and r["lost"] == 0 for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
