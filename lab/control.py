@@ -285,20 +285,22 @@ def release(host: str) -> None:
 
 def reboot(host: str, wait: bool = True) -> str:
     """Reboot a lab host as its own `reboot` would; returns the new boot id."""
-    hosts = _hosts_in_state()
-    index = hosts.index(host) + 1
     before = boot_id(host)
     if flavour() == QEMU:  # the guest's own PID 1 is out of the machine's reach: ask it over SSH
         ssh(host, topo.REBOOT_COMMAND, check=False)  # the connection dies with everything else on it
     else:
         os.kill(lab_host.init_pid(host), signal.SIGUSR1)
-    if not wait:
-        return ""
-    deadline = time.monotonic() + (GUEST_READY_TIMEOUT if flavour() == QEMU else READY_TIMEOUT)
+    return wait_rebooted(host, before) if wait else ""
+
+
+def wait_rebooted(host: str, before: str) -> str:
+    """Wait until `host` has booted again (its boot id is no longer `before`) and answers on SSH."""
+    timeout = GUEST_READY_TIMEOUT if flavour() == QEMU else READY_TIMEOUT
+    deadline = time.monotonic() + timeout
     pause = threading.Event()
     while boot_id(host) in ("", before):
         if time.monotonic() > deadline:
             raise TimeoutError("%s did not come back" % host)
         pause.wait(0.05)
-    ssh_ready(index, GUEST_READY_TIMEOUT if flavour() == QEMU else READY_TIMEOUT)
+    ssh_ready(_hosts_in_state().index(host) + 1, timeout)
     return boot_id(host)

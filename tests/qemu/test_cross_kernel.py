@@ -3,6 +3,11 @@ there with post-copy, back with pre-copy (Debian's kernels have the soft-dirty t
 
 from __future__ import annotations
 
+import secrets
+import threading
+import time
+
+from lab import control
 from tests.lab import pods
 
 
@@ -29,11 +34,41 @@ def test_pod_moves_from_61_to_612_and_back(guests):
             report = watcher.report()
             assert report["error"] is None and not report["closed_by_peer"], report
             assert report["gaps"] == [] and report["repeats"] == [], report
-            assert pods.where(guests, "xk-web", ["lab1", "lab2"]) == {destination: "running"}
+            assert pods.running_on(guests, "xk-web", ["lab1", "lab2"]) == [destination]
             print("%s (%s) -> %s (%s): strategy %s, client's longest pause %.0f ms, pages %s then %s frozen"
                   % (source, kernels[source], destination, kernels[destination], moved["strategy"],
                      report["max_pause_ms"], moved["pre_copy_pages"], moved["final_dump_pages"]))
         assert watcher.verify().startswith("verify ok"), "the pod's memory must arrive intact"
+    finally:
+        watcher.close()
+        pods.remove_everywhere(guests, ["lab1", "lab2"])
+
+
+def test_a_destination_that_dies_during_pre_copy_rounds_leaves_the_pod_where_it_was(guests):
+    """The fault matrix's pre-copy row, where pre-copy runs (the guests' kernels track dirty pages)."""
+    pods.place(guests, "lab2", "xk-pre", 1, mib=384)  # its first round takes long enough under TCG to strike in
+    watcher = pods.client(1)
+    token = secrets.token_hex(16)
+    try:
+        watcher.wait_lines(10)
+        receiver = pods.receive(guests, "xk-pre", "lab2", "lab1", token)
+        result = {}
+        move = threading.Thread(target=lambda: result.update(
+            pods.migrate(guests, "xk-pre", "lab2", receiver, token, strategy="pre-copy")))
+        before = control.boot_id("lab1")
+        move.start()
+        deadline = time.monotonic() + 300
+        while "pages: page stream 1" not in control.ssh("lab1", "cat %s/incoming/xk-pre.log" % pods.IMAGES, check=False):
+            assert time.monotonic() < deadline, "the first pre-copy round never started"
+        control.reboot("lab1", wait=False)
+        move.join(600)
+        assert result.get("failed") and result["result"] == "not_moved" and result["runs_on"] == "source", result
+        watcher.wait_lines(10, timeout=60)
+        report = watcher.report()
+        assert report["error"] is None and report["gaps"] == [], report
+        control.wait_rebooted("lab1", before)  # the guest comes back, for what follows
+        assert pods.running_on(guests, "xk-pre", ["lab1", "lab2"]) == ["lab2"]
+        assert watcher.verify().startswith("verify ok")
     finally:
         watcher.close()
         pods.remove_everywhere(guests, ["lab1", "lab2"])
