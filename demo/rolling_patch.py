@@ -9,8 +9,8 @@ clients that count every gap. A client that fails says so in one line; the demo 
 Then `ansible-playbook playbooks/rolling_patch.yml` runs over SSH, exactly as against real hosts.
 It ends with the run's summary and what the clients saw.
 
-    sudo scripts/demo.sh            # leaves nothing behind
-    sudo scripts/demo.sh --keep     # leaves the lab up (scripts/lab down removes it)
+    scripts/demo.sh            # as root; leaves nothing behind
+    scripts/demo.sh --keep     # leaves the lab up (scripts/lab down removes it)
 """
 
 from __future__ import annotations

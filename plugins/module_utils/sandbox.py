@@ -6,7 +6,7 @@
 The layout follows what makes a pod checkpointable (docs/design.md, "The pod"): the
 first process is a session leader inside its PID namespace, its standard streams
 point at files inside the pod, no host descriptor survives exec, the root is a
-self-bind of the rootfs with proc, a tmpfs /dev and a tmpfs /tmp, reached with
+self-bind of the rootfs with proc, a tmpfs /dev (with its own devpts) and a tmpfs /tmp, reached with
 pivot_root, and host directories come in as bind mounts CRIU can name as external.
 """
 
@@ -54,6 +54,12 @@ def _populate_dev(dev: str) -> None:
         os.symlink(target, os.path.join(dev, name))
     os.mkdir(os.path.join(dev, "shm"), 0o1777)
     os.chmod(os.path.join(dev, "shm"), 0o1777)
+    # The pod's own devpts instance, so terminals (an xterm, an sshd session) work and CRIU dumps their
+    # ptys with the pod; /dev/ptmx points at the instance's multiplexer, as in any container.
+    os.mkdir(os.path.join(dev, "pts"), 0o755)
+    linux.mount("devpts", os.path.join(dev, "pts"), "devpts", linux.MS_NOSUID | linux.MS_NOEXEC,
+                "newinstance,ptmxmode=0666,mode=0620")
+    os.symlink("pts/ptmx", os.path.join(dev, "ptmx"))
 
 
 def _prepare_root(spec: PodSpec) -> None:

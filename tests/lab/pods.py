@@ -57,6 +57,23 @@ def service_client(service: str, offset: int, workers: int = 4):
     return client.start()
 
 
+def identities(inventory: str, host: str, name: str) -> List[str]:
+    """Who each process of the pod is: its command, uids, gids, supplementary groups and capabilities,
+    sorted (a move must bring back the same list)."""
+    fields = "Name|Uid|Gid|Groups|CapInh|CapPrm|CapEff|CapBnd|CapAmb"
+    procs = "/sys/fs/cgroup/autopod/%s/cgroup.procs /sys/fs/cgroup/memory/autopod/%s/cgroup.procs" % (name, name)
+    out = shell(inventory, host, "for p in $(cat %s 2>/dev/null); do "
+                                 "grep -E '^(%s):' /proc/$p/status | tr -s '\\t ' ' ' | paste -sd';'; done"
+                % (procs, fields))["stdout"]
+    return sorted(line for line in out.splitlines() if line)
+
+
+def ownership(inventory: str, host: str, rootfs: str, paths: List[str]) -> List[str]:
+    """Owner, group and mode of each path inside a pod's rootfs."""
+    out = shell(inventory, host, "cd %s && stat -c '%%n %%U %%G %%a' %s" % (rootfs, " ".join(paths)))["stdout"]
+    return out.splitlines()
+
+
 def shell(inventory: str, host: str, command: str) -> Dict[str, Any]:
     result = module("ansible.builtin.shell", {"_raw_params": command}, host=host, inventory=inventory)
     assert result.get("rc") == 0, result

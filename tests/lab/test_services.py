@@ -35,17 +35,29 @@ def moved_under_load(lab, client, name, source, destination, strategy, definitio
     return round(client.longest_wait(started) * 1000), result
 
 
+# Files owned by each service's own user, which copy storage must bring with their owners and modes.
+OWNED = {"redis": ["var/lib/redis"], "postgres": ["var/lib/postgresql/15/main", "var/lib/postgresql/15/main/base",
+                                                   "etc/postgresql/15/main/pg_hba.conf"],
+         "nginx": ["var/www/html", "var/lib/nginx"]}
+
+
 @pytest.mark.parametrize("service, offset", [("redis", 40), ("postgres", 41), ("nginx", 42)])
 def test_a_service_moves_there_and_back_without_an_error_or_a_lost_write(lab, clean, service, offset):
     name = "svc-" + service
     definition = pods.place_service(lab, "lab1", service, name, offset)["pod"]["definition"]
     client = pods.service_client(service, offset)
+    rootfs = definition["rootfs"]
     try:
         waits = []
         for source, destination, strategy in (("lab1", "lab2", "post-copy"), ("lab2", "lab1", "stop-and-copy")):
+            before = pods.identities(lab, source, name)
+            owners = pods.ownership(lab, source, rootfs, OWNED[service])
             wait, result = moved_under_load(lab, client, name, source, destination, strategy, definition)
             waits.append((strategy, wait, result["downtime_ms"]))
             assert pods.running_on(lab, name, ["lab1", "lab2"]) == [destination]
+            # the same processes as the same users, groups and capabilities; files with their owners
+            assert pods.identities(lab, destination, name) == before
+            assert pods.ownership(lab, destination, rootfs, OWNED[service]) == owners
         client.stop()
         assert client.errors() == [], client.errors()
         assert client.lost() == [], "acknowledged writes or committed transactions are missing"
