@@ -1,19 +1,22 @@
 """Benchmark: moving a pod between two lab hosts, against Podman's checkpoint --export / restore --import.
 
-For each memory size (the counter workload touches it once, then leaves it idle) and each strategy
-(post-copy, stop-and-copy), the pod moves lab1 -> lab2 -> lab1 ... RUNS times after one warm-up
+For each memory size (the counter workload touches it once, then leaves it idle), each strategy
+(post-copy, stop-and-copy) and each encryption (the move's TLS, and clear text), the pod moves lab1 -> lab2 -> lab1 ... RUNS times after one warm-up
 move, with copy storage and images on tmpfs. A TCP client on the lab's client host reads the
 pod's stream throughout; after every move the stream is checked for gaps and the workload
 recomputes its memory. Medians of: the longest pause the client saw, the time the pod was frozen
 (from the dump's start until it ran on the destination), bytes sent between the hosts, and the
-end-to-end time of the move (pod_receive plus pod_migrate, which returns once every page is across).
+end-to-end time of the move (pod_receive plus pod_migrate, which returns once every page is across),
+the rate between the hosts (bytes moved over pod_migrate's time) and the CPU time the whole machine
+spent per GiB moved (both lab hosts run on it: CRIU, the relays, TLS, the kernel's networking).
 
 In the same run, the baseline: the same workload in a Podman container on this machine, checkpointed
 with `podman container checkpoint --export` and restored with `podman container restore --import`
 (on the same host, so no copy between hosts is even counted), TCP connections kept; the client
 reads it over Podman's bridge.
 
-Run as root after scripts/setup.sh:  .venv/bin/python bench/migration.py [--runs 5] [--sizes 16,256,1024]
+Run as root after scripts/setup.sh:
+    .venv/bin/python bench/migration.py [--runs 5] [--sizes 16,256,1024] [--encryption tls,none]
 It installs podman and runc from Debian if missing and writes /etc/containers/containers.conf as
 docs/design.md describes ("The Podman baseline": runc, cgroupfs).
 """
@@ -52,7 +55,14 @@ def _medians(rows):
     return {key: round(statistics.median(r[key] for r in rows), 1) for key in rows[0]}
 
 
-def measure_moves(inventory: str, mib: int, strategy: str, runs: int) -> dict:
+def _busy_cpu_seconds() -> float:
+    """CPU time the whole machine (both lab hosts, the client, everything) has spent busy so far."""
+    with open("/proc/stat") as stat:
+        fields = [int(v) for v in stat.readline().split()[1:9]]
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def measure_moves(inventory: str, mib: int, strategy: str, runs: int, encryption: str) -> dict:
     name = "bench-%d-%s" % (mib, strategy.split("-")[0])
     pods.place(inventory, "lab1", name, 10, mib=mib)
     watcher = pods.client(10)
@@ -61,9 +71,10 @@ def measure_moves(inventory: str, mib: int, strategy: str, runs: int) -> dict:
         watcher.wait_lines(10, timeout=120)
         for attempt in range(runs + 1):
             watcher.reset_pause_clock()
-            start = time.monotonic()
-            moved = pods.move(inventory, name, here, there, strategy=strategy)
+            start, cpu = time.monotonic(), _busy_cpu_seconds()
+            moved = pods.move(inventory, name, here, there, strategy=strategy, encryption=encryption)
             end_to_end = (time.monotonic() - start) * 1000
+            cpu = _busy_cpu_seconds() - cpu
             assert moved.get("changed"), moved
             watcher.wait_lines(20, timeout=60)
             verdict = watcher.verify(timeout=120)
@@ -71,9 +82,12 @@ def measure_moves(inventory: str, mib: int, strategy: str, runs: int) -> dict:
             assert verdict.startswith("verify ok") and not report["gaps"] and not report["error"], (verdict, report)
             here, there = there, here
             if attempt:  # the first move warms the VM's memory up
+                moved_bytes = moved["bytes"]["total"]
                 rows.append({"client_pause_ms": report["max_pause_ms"], "frozen_ms": moved["frozen_ms"],
-                             "bytes_between_hosts": moved["bytes"]["total"], "end_to_end_ms": end_to_end,
-                             "migrate_module_ms": moved["timings"]["total_ms"]})
+                             "bytes_between_hosts": moved_bytes, "end_to_end_ms": end_to_end,
+                             "migrate_module_ms": moved["timings"]["total_ms"],
+                             "mib_per_s": moved_bytes / 2**20 / (moved["timings"]["total_ms"] / 1000),
+                             "cpu_s_per_gib": cpu / (moved_bytes / 2**30)})
     finally:
         watcher.close()
         pods.remove_everywhere(inventory, ["lab1", "lab2"])
@@ -140,6 +154,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--sizes", default="16,256,1024", help="MiB, comma separated")
     parser.add_argument("--strategies", default="post-copy,stop-and-copy")
+    parser.add_argument("--encryption", default="tls,none", help="tls, none, or both (the default)")
     parser.add_argument("--no-podman", action="store_true")
     args = parser.parse_args()
     if os.geteuid() != 0:
@@ -153,8 +168,11 @@ def main() -> None:
         pods.base_rootfs()
         for mib in (int(s) for s in args.sizes.split(",")):
             for strategy in args.strategies.split(","):
-                results["autopod"]["%d MiB %s" % (mib, strategy)] = measure_moves(inventory, mib, strategy, args.runs)
-                reap_orphans()
+                for encryption in args.encryption.split(","):
+                    case = "%d MiB %s %s" % (mib, strategy, "TLS" if encryption == "tls" else "clear")
+                    results["autopod"][case] = measure_moves(inventory, mib, strategy, args.runs, encryption)
+                    print(case, json.dumps(results["autopod"][case]), flush=True)
+                    reap_orphans()
         if not args.no_podman:
             prepare_podman(os.path.join(topo.shared_source(), "base-rootfs"))
             for mib in (int(s) for s in args.sizes.split(",")):
@@ -168,15 +186,15 @@ def main() -> None:
 
 def print_tables(results: dict) -> None:
     print("| AutoPod move (lab1 <-> lab2) | client's longest pause ms | frozen ms | MiB between hosts "
-          "| pod_migrate ms | end-to-end ms (3 Ansible tasks) | Podman export+import pause ms "
-          "| Podman / AutoPod pause |")
-    print("|---|---|---|---|---|---|---|---|")
+          "| pod_migrate ms | MiB/s | machine CPU s per GiB | end-to-end ms (3 Ansible tasks) "
+          "| Podman export+import pause ms | Podman / AutoPod pause |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for case, r in results["autopod"].items():
         podman = results["podman"].get(" ".join(case.split()[:2]), {})
         pause = podman.get("client_pause_ms")
-        print("| %s | %.0f | %.0f | %.1f | %.0f | %.0f | %s | %s |" % (
+        print("| %s | %.0f | %.0f | %.1f | %.0f | %.0f | %.2f | %.0f | %s | %s |" % (
             case, r["client_pause_ms"], r["frozen_ms"], r["bytes_between_hosts"] / 2**20, r["migrate_module_ms"],
-            r["end_to_end_ms"],
+            r["mib_per_s"], r["cpu_s_per_gib"], r["end_to_end_ms"],
             "%.0f" % pause if pause else "-", "%.1fx" % (pause / r["client_pause_ms"]) if pause else "-"))
     if results["podman"]:
         print()

@@ -32,6 +32,38 @@ options:
 """
 
     # What every module's attributes mean; each module says how far it supports them.
+    MOVE = r"""
+options:
+  credentials:
+    description:
+      - The move's credentials, made on the controller by C(lookup('autopod.autopod.move_credentials')) and given to
+        both M(autopod.autopod.pod_receive) and M(autopod.autopod.pod_migrate). They are never returned or logged.
+      - With O(encryption=tls), every connection of the move is TLS 1.3 and each side accepts only a peer that presents
+        the move's certificate, so only the two hosts holding these credentials can take part, and the pod's memory,
+        files and messages are encrypted on the wire. The token is then checked inside the encrypted channel.
+    type: dict
+    required: true
+    suboptions:
+      token:
+        description: A one-time secret; every connection of the move presents it.
+        type: str
+        required: true
+      certificate:
+        description: The move's self-signed certificate (PEM). Required with O(encryption=tls).
+        type: str
+      key:
+        description: The certificate's private key (PEM). Required with O(encryption=tls).
+        type: str
+  encryption:
+    description:
+      - V(tls), everything between the hosts is encrypted and mutually authenticated (TLS 1.3).
+      - V(none), clear text, authenticated by the token only; for a network you trust, or a benchmark's baseline.
+      - Both ends of a move must use the same setting.
+    type: str
+    choices: [tls, none]
+    default: tls
+"""
+
     ATTRIBUTES = r"""
 attributes:
   check_mode:

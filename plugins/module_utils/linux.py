@@ -37,6 +37,7 @@ MNT_DETACH = 0x2
 
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
+PR_SET_NO_NEW_PRIVS = 38
 
 _SYS_PIDFD_GETFD = 438  # the same number on every architecture (Linux 5.6)
 

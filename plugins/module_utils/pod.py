@@ -28,6 +28,8 @@ _HOSTNAME_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,62}[A-Za-z0-9])?$")
 _ACCOUNT_RE = re.compile(r"^([a-z_][a-z0-9_.-]{0,31}|[0-9]{1,10})$")
 # Mount points the pod gets from AutoPod itself; a host bind mount may not hide them.
 RESERVED_TARGETS = ("/proc", "/dev", "/tmp", "/.autopod")
+# Host directories a pod may bind-mount only with allow_host_paths: its root would be the host's.
+HOST_PATHS = ("/proc", "/sys", "/dev", "/etc")
 MEMORY_MIN = 4 * 1024 * 1024
 
 
@@ -92,6 +94,8 @@ class PodSpec:
     memory_max: Optional[int] = None
     user: Optional[str] = None
     group: Optional[str] = None
+    no_new_privs: bool = False
+    allow_host_paths: bool = False
 
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)
@@ -117,10 +121,13 @@ class PodSpec:
             workdir=_absolute_clean(params.get("workdir") or "/", "workdir"),
             hostname=_validate_hostname(params.get("hostname") or name),
             network=_validate_network(name, params.get("network")),
-            mounts=[_validate_mount(m, check_paths) for m in params.get("mounts") or []],
+            mounts=[_validate_mount(m, check_paths, _flag(params, "allow_host_paths"))
+                    for m in params.get("mounts") or []],
             memory_max=_validate_memory(params.get("memory_max")),
             user=_validate_account(params.get("user"), "user"),
             group=_validate_account(params.get("group"), "group"),
+            no_new_privs=_flag(params, "no_new_privs"),
+            allow_host_paths=_flag(params, "allow_host_paths"),
         )
         targets = [m.target for m in spec.mounts]
         if len(set(targets)) != len(targets):
@@ -233,8 +240,19 @@ def _validate_network(name: str, network: Optional[Dict[str, Any]]) -> Optional[
                        mtu=int(mtu) if mtu is not None else None, ipv6=ipv6)
 
 
-def _validate_mount(mount: Dict[str, Any], check_paths: bool) -> MountSpec:
+def _flag(params: Dict[str, Any], key: str) -> bool:
+    value = params.get(key) or False
+    if not isinstance(value, bool):
+        raise AutopodError("%s must be true or false, got %r" % (key, value))
+    return value
+
+
+def _validate_mount(mount: Dict[str, Any], check_paths: bool, allow_host_paths: bool) -> MountSpec:
     source = _absolute_clean(mount.get("source"), "mounts.source")
+    top = "/" + source.split("/")[1]
+    if not allow_host_paths and (source == "/" or top in HOST_PATHS):
+        raise AutopodError("mounts.source %s is in the host's %s: the pod's processes run as root and would own it; "
+                           "set allow_host_paths: true if that is meant" % (source, top))
     target = _absolute_clean(mount.get("target"), "mounts.target")
     if target == "/" or any(target == r or target.startswith(r + "/") for r in RESERVED_TARGETS):
         raise AutopodError("mounts.target %s is reserved for the pod's own /, %s" % (target, ", ".join(RESERVED_TARGETS)))

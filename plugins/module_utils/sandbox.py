@@ -146,6 +146,8 @@ def _exec_init(spec: PodSpec, report_fd: int) -> None:
         env.setdefault("PATH", DEFAULT_PATH)
         env.setdefault("HOSTNAME", spec.hostname)
         _drop_privileges(spec, env)
+        if spec.no_new_privs:  # setuid files and file capabilities give nothing more after this exec
+            linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
         os.closerange(3, report_fd)  # report_fd itself is close-on-exec
         os.execvpe(spec.command[0], spec.command, env)
     except BaseException as exc:  # report anything, then leave without running Python cleanup

@@ -5,8 +5,8 @@
 
 Why not SSH or the controller: a freeze must not wait for an Ansible task, and hosts of a fleet do
 not usually trust each other over SSH; so the destination's receiver listens on a port for the
-migration it was told to expect, and only a source presenting that migration's one-time token is
-served. Nothing is staged on the controller and nothing is held in memory whole: files travel as
+migration it was told to expect, and only a source holding that migration's credentials (TLS 1.3 with
+the move's certificate, then its one-time token: migration/credentials.py) is served. Nothing is staged on the controller and nothing is held in memory whole: files travel as
 tar streams written straight to the socket and unpacked as they arrive.
 
 Messages are JSON objects, each preceded by its length (4 bytes, big endian). A file transfer is
@@ -261,8 +261,9 @@ class _ChunkReader:
 
 def _make_room(path: str, member: tarfile.TarInfo) -> None:
     """Remove what a changed entry replaces: tarfile overwrites regular files, but a hard link or a
-    device node it recreates would fail with "File exists" (a file changed since the first pass)."""
-    if not member.isdir() and os.path.lexists(path) and not os.path.isdir(path):
+    device node it recreates would fail with "File exists" (a file changed since the first pass). A
+    symlink always goes, even for a directory: its owner and mode would otherwise be set through it."""
+    if os.path.islink(path) or (not member.isdir() and os.path.lexists(path) and not os.path.isdir(path)):
         os.unlink(path)
 
 
@@ -274,8 +275,15 @@ def _exact_mtime(path: str, member: tarfile.TarInfo) -> None:
         os.utime(path, ns=(nanoseconds, nanoseconds))
 
 
+# The device nodes a rootfs may carry: those of a minimal /dev (null, zero, full, random, urandom, tty,
+# console, ptmx), as debootstrap makes them. Any other (a disk, /dev/mem) would give whoever can open
+# it on the destination what the sending host chose, so it is refused.
+HARMLESS_DEVICES = {(1, 3), (1, 5), (1, 7), (1, 8), (1, 9), (5, 0), (5, 1), (5, 2)}
+
+
 class _Guard:
-    """What a received tree may contain: every member, and every hard link's target, lands inside `base`.
+    """What a received tree may contain: every member, and every hard link's target, lands inside `base`;
+    device nodes only from HARMLESS_DEVICES.
 
     Names must be relative and free of `..`; the directory a member lands in is resolved on this host
     (so a symlink the tree made earlier cannot carry a later member outside), and cached, since a rootfs
@@ -300,6 +308,11 @@ class _Guard:
 
     def check(self, member: tarfile.TarInfo) -> None:
         self._lands_inside(member.name, "member")
+        if member.isblk() or (member.ischr() and (member.devmajor, member.devminor) not in HARMLESS_DEVICES):
+            raise AutopodError("migration channel: refused device node %r (%s %d:%d): a pod's rootfs carries only "
+                               "null, zero, full, random, urandom, tty, console and ptmx"
+                               % (member.name, "block" if member.isblk() else "character", member.devmajor,
+                                  member.devminor))
         if member.islnk():
             self._lands_inside(member.linkname, "hard link target")
         if member.issym():  # a symlink may now stand where a directory was resolved before

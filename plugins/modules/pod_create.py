@@ -107,6 +107,20 @@ options:
         description: Mount read-only.
         type: bool
         default: false
+  allow_host_paths:
+    description:
+      - Allow O(mounts) whose source is the host's C(/) or lies in its C(/proc), C(/sys), C(/dev) or C(/etc). A pod is
+        not a security sandbox (its processes run as root with every capability, see README.md), so such a mount hands
+        the host's own files to the pod; they are refused unless this is set.
+    type: bool
+    default: false
+  no_new_privs:
+    description:
+      - Start the pod's first process with C(no_new_privs) (prctl C(PR_SET_NO_NEW_PRIVS)), inherited by every process
+        of the pod: setuid and setgid files and file capabilities give nothing after it. CRIU keeps the flag through
+        checkpoints and moves.
+    type: bool
+    default: false
   memory_max:
     description:
       - Memory limit of the pod's cgroup, in bytes or with a unit (V(256M), V(1G)). At least 4 MiB. Unlimited when unset.
@@ -255,6 +269,8 @@ ARGUMENT_SPEC = dict(
         target=dict(type="str", required=True),
         readonly=dict(type="bool", default=False),
     )),
+    allow_host_paths=dict(type="bool", default=False),
+    no_new_privs=dict(type="bool", default=False),
     memory_max=dict(type="str"),
     user=dict(type="str"),
     group=dict(type="str"),

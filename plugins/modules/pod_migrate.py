@@ -20,9 +20,10 @@ description:
     (C(criu check --feature mem_dirty_track)). V(stop-and-copy) streams the memory to the destination while the pod
     is frozen. V(auto) picks post-copy where both hosts can do it (userfaultfd, and C(/proc/sys/fs/pipe-max-size)
     large enough for CRIU's page server), else pre-copy where this kernel tracks dirty pages, else stop-and-copy.
-  - Everything between the hosts goes over connections to the receiver's port, each opened with the move's token:
-    the control conversation, the root filesystem and images as tar streams, and CRIU's pages, which AutoPod relays
-    (CRIU itself never touches the network).
+  - Everything between the hosts goes over connections to the receiver's port, each TLS 1.3 with the move's
+    O(credentials) (unless O(encryption=none)) and opened with the move's token: the control conversation, the root
+    filesystem and images as tar streams, and CRIU's pages, which AutoPod relays (CRIU itself never touches the
+    network).
   - "The pod is never lost and never runs twice: it is dumped with C(--leave-stopped), so a stopped copy stays here
     until the destination says the pod runs there (for post-copy: that every page has arrived). On any failure
     before that, the copy here is revived where it stopped: its network lock is removed, its TCP connections taken
@@ -47,6 +48,7 @@ extends_documentation_fragment:
   - autopod.autopod.common.ATTRIBUTES
   - autopod.autopod.common
   - autopod.autopod.common.CRIU
+  - autopod.autopod.common.MOVE
 options:
   name:
     description: The running pod to move.
@@ -59,10 +61,6 @@ options:
   port:
     description: The receiver's port.
     type: int
-    required: true
-  token:
-    description: The move's one-time token, the same one given to M(autopod.autopod.pod_receive).
-    type: str
     required: true
   storage:
     description: V(copy) or V(shared), as given to M(autopod.autopod.pod_receive).
@@ -94,7 +92,7 @@ EXAMPLES = r"""
     name: web
     destination: "{{ receiver.address }}"
     port: "{{ receiver.port }}"
-    token: "{{ move_token }}"
+    credentials: "{{ move_credentials }}"
   register: moved
 """
 
@@ -167,6 +165,8 @@ destination_report:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.autopod.autopod.plugins.module_utils.migration.credentials import (
+    CREDENTIALS_SPEC, ENCRYPTION, Credentials)
 from ansible_collections.autopod.autopod.plugins.module_utils.migration.protocol import STORAGE, STRATEGIES, Limits
 from ansible_collections.autopod.autopod.plugins.module_utils.migration.source import migrate
 from ansible_collections.autopod.autopod.plugins.module_utils.module_runner import run_module
@@ -175,7 +175,8 @@ ARGUMENT_SPEC = dict(
     name=dict(type="str", required=True),
     destination=dict(type="str", required=True),
     port=dict(type="int", required=True),
-    token=dict(type="str", required=True, no_log=True),
+    credentials=dict(type="dict", required=True, no_log=True, options=CREDENTIALS_SPEC),
+    encryption=dict(type="str", choices=list(ENCRYPTION), default="tls"),
     storage=dict(type="str", choices=list(STORAGE), default="copy"),
     strategy=dict(type="str", choices=list(STRATEGIES), default="auto"),
     image_dir=dict(type="path"),
@@ -189,7 +190,8 @@ def main() -> None:
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=False)
     p = module.params
     run_module(module, lambda: migrate(p["state_dir"], p["criu_path"], p["name"], p["destination"], p["port"],
-                                       p["token"], p["storage"], p["strategy"], p["image_dir"],
+                                       Credentials.from_params(p["credentials"], p["encryption"]), p["storage"],
+                                       p["strategy"], p["image_dir"],
                                        Limits(max_freeze=float(p["max_freeze"]))))
 
 

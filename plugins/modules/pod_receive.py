@@ -16,10 +16,10 @@ description:
     network identity with its veth kept off the bridge, and leaves a receiver listening for this one migration.
   - Memory, disk and CPU features (C(criu cpuinfo check)) are checked when the source connects, before the pod is
     frozen. A refusal at any of these points leaves the pod running on its source.
-  - "Pass the returned RV(port), and the same O(token), to M(autopod.autopod.pod_migrate) on the source. The token is
-    made on the controller for each move (the C(autopod.autopod.pod_move) role does it) and is never returned. The
-    receiver keeps accepting connections until one presents the token, so stray connections, port scans and wrong
-    tokens cannot stop the move. It restores the pod when it arrives, holds it until the source lets it go, stays
+  - "Pass the returned RV(port), and the same O(credentials), to M(autopod.autopod.pod_migrate) on the source. The
+    credentials are made on the controller for each move (the C(autopod.autopod.pod_move) role does it) and are never
+    returned. The receiver keeps accepting connections until one completes the TLS handshake with them and presents
+    the token, so stray connections, port scans and wrong credentials cannot stop the move. It restores the pod when it arrives, holds it until the source lets it go, stays
     until a post-copied pod has all its memory, then removes the images. It gives up after O(timeout) seconds
     without a source, and then removes only what it made itself."
   - "The pod's name is claimed here (C(pod_info) shows it C(incoming)); a rerun supersedes an earlier receiver for
@@ -38,6 +38,7 @@ extends_documentation_fragment:
   - autopod.autopod.common.ATTRIBUTES
   - autopod.autopod.common
   - autopod.autopod.common.CRIU
+  - autopod.autopod.common.MOVE
 options:
   definition:
     description: The pod's definition, as M(autopod.autopod.pod_info) returns it on the source (its C(definition)).
@@ -58,10 +59,6 @@ options:
     description: TCP port to listen on; 0 picks a free one.
     type: int
     default: 0
-  token:
-    description: The move's one-time token; the source must present it on every connection. Make a new one per move.
-    type: str
-    required: true
   image_dir:
     description: Where the incoming images go (a tmpfs directory is fastest). Defaults to C(<state_dir>/incoming/<name>).
     type: path
@@ -81,7 +78,7 @@ EXAMPLES = r"""
   autopod.autopod.pod_receive:
     definition: "{{ source_info.pods[0].definition }}"
     listen: "{{ ansible_host }}"
-    token: "{{ move_token }}"
+    credentials: "{{ move_credentials }}"
     image_dir: /run/autopod/incoming/web
   register: receiver
 """
@@ -121,6 +118,8 @@ receiver_pid:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.autopod.autopod.plugins.module_utils.migration.credentials import (
+    CREDENTIALS_SPEC, ENCRYPTION, Credentials)
 from ansible_collections.autopod.autopod.plugins.module_utils.migration.protocol import STORAGE, Limits
 from ansible_collections.autopod.autopod.plugins.module_utils.migration.receiver import prepare
 from ansible_collections.autopod.autopod.plugins.module_utils.module_runner import run_module
@@ -133,7 +132,8 @@ ARGUMENT_SPEC = dict(
     image_dir=dict(type="path"),
     home=dict(type="str"),
     timeout=dict(type="int", default=300),
-    token=dict(type="str", required=True, no_log=True),
+    credentials=dict(type="dict", required=True, no_log=True, options=CREDENTIALS_SPEC),
+    encryption=dict(type="str", choices=list(ENCRYPTION), default="tls"),
     criu_path=dict(type="path", default="criu"),
     state_dir=dict(type="path", default="/var/lib/autopod"),
 )
@@ -143,7 +143,8 @@ def main() -> None:
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     p = module.params
     run_module(module, lambda: prepare(p["state_dir"], p["criu_path"], p["definition"], p["storage"], p["listen"],
-                                       p["port"], p["image_dir"], p["timeout"], p["home"], p["token"], Limits(),
+                                       p["port"], p["image_dir"], p["timeout"], p["home"],
+                                       Credentials.from_params(p["credentials"], p["encryption"]), Limits(),
                                        module.check_mode))
 
 

@@ -16,10 +16,17 @@ def _modes(path):
             for d, dirs, files in os.walk(path) for n in dirs + files}
 
 
+def _no_new_privs(pid):
+    with open("/proc/%d/status" % pid) as status:
+        return [line.split()[1] for line in status if line.startswith("NoNewPrivs:")][0]
+
+
 def test_tcp_stream_and_memory_survive_checkpoint_and_restore(rootfs, bridge, state_dir, criu_path):
     address = "10.213.0.20"
-    created = module("pod_create", counter_pod("it-stream", rootfs, state_dir, address, mib=16))
+    created = module("pod_create", dict(counter_pod("it-stream", rootfs, state_dir, address, mib=16),
+                                        no_new_privs=True))
     assert created["changed"] and created["pod"]["state"] == "running", created
+    assert _no_new_privs(created["pod"]["init_pid"]) == "1"
     client = StreamClient(address, 7000)
     try:
         client.wait_lines(20)
@@ -41,6 +48,7 @@ def test_tcp_stream_and_memory_survive_checkpoint_and_restore(rootfs, bridge, st
 
         restored = module("pod_restore", {"name": "it-stream", "state_dir": state_dir, "criu_path": criu_path})
         assert restored["changed"] and restored["pod"]["state"] == "running", restored
+        assert _no_new_privs(restored["pod"]["init_pid"]) == "1", "CRIU keeps the pod's no_new_privs"
         assert restored["stats"]["restore_time_us"] > 0
         assert restored["image_removed"] and not os.path.exists(ckpt["image_dir"])
 

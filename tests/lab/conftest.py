@@ -6,6 +6,7 @@ import pytest
 
 from lab import control
 from lab import topology as topo
+from tests.lab import pods
 from tests.support.cleanup import adopt_orphans, reap_orphans
 from tests.support.prerequisites import require_criu
 
@@ -27,3 +28,12 @@ def lab():
 @pytest.fixture
 def hosts(lab):
     return [topo.host_name(i) for i in range(1, LAB_HOSTS + 1)]
+
+
+@pytest.fixture
+def clean(lab, hosts):
+    """After the test: every lab host back on the network, and no pod left anywhere."""
+    yield
+    for host in hosts:
+        control.heal(host)
+    pods.remove_everywhere(lab, hosts)

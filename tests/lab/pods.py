@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 import subprocess
 from typing import Any, Dict, List, Optional
 
+from ansible_collections.autopod.autopod.plugins.lookup.move_credentials import make_credentials
 from lab import topology as topo
 from tests.support.ansible_cli import module
 from workloads import redis_client, services
@@ -81,7 +81,7 @@ def shell(inventory: str, host: str, command: str) -> Dict[str, Any]:
 
 
 def place(inventory: str, host: str, name: str, offset: int, mib: int = 16, storage: str = "copy",
-          mounts: List[Dict[str, Any]] = ()) -> Dict[str, Any]:
+          mounts: List[Dict[str, Any]] = (), env: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
     """Create a counter pod on `host` with address pod_ip(offset); its rootfs is its own, or shared."""
     if storage == "shared":
         rootfs = os.path.join(SHARED_PODS, name)
@@ -92,7 +92,7 @@ def place(inventory: str, host: str, name: str, offset: int, mib: int = 16, stor
     else:
         rootfs = os.path.join(PODS_DIR, name)
         shell(inventory, host, "rm -rf %s && mkdir -p %s && cp -a %s %s" % (rootfs, PODS_DIR, base_rootfs(), rootfs))
-    created = module("pod_create", {"name": name, "rootfs": rootfs, "mounts": list(mounts),
+    created = module("pod_create", {"name": name, "rootfs": rootfs, "mounts": list(mounts), "env": env or {},
                                     "command": ["/bin/counter", "7000", str(mib), "10"],
                                     "network": {"address": "%s/%d" % (topo.pod_ip(offset), topo.PREFIXLEN),
                                                 "bridge": topo.HOST_BRIDGE}},
@@ -106,23 +106,29 @@ def client(offset: int) -> StreamClient:
     return StreamClient(topo.pod_ip(offset), 7000, netns_path=topo.netns_path(topo.CLIENT_NETNS), timeout=30)
 
 
-def receive(inventory: str, name: str, source: str, destination: str, token: str, storage: str = "copy",
+def credentials() -> Dict[str, str]:
+    """A move's credentials, made as the pod_move role makes them on the controller."""
+    return make_credentials()
+
+
+def receive(inventory: str, name: str, source: str, destination: str, credentials: Dict[str, str],
+            storage: str = "copy",
             definition: Optional[Dict[str, Any]] = None, **extra: Any) -> Dict[str, Any]:
     """pod_receive on the destination (with the definition pod_info gives on the source, unless known)."""
     if definition is None:
         info = module("pod_info", {"name": name}, host=source, inventory=inventory)
         assert info["pods"], "pod %s is not on %s" % (name, source)
         definition = info["pods"][0]["definition"]
-    args = {"definition": definition, "storage": storage, "token": token,
+    args = {"definition": definition, "storage": storage, "credentials": credentials,
             "listen": topo.host_ip(topo.host_index(destination)), "image_dir": "%s/incoming/%s" % (IMAGES, name),
             "criu_path": CRIU, "home": source}
     args.update(extra)
     return module("pod_receive", args, host=destination, inventory=inventory)
 
 
-def migrate(inventory: str, name: str, source: str, receiver: Dict[str, Any], token: str, storage: str = "copy",
-            strategy: str = "auto", **extra: Any) -> Dict[str, Any]:
-    args = {"name": name, "destination": receiver["address"], "port": receiver["port"], "token": token,
+def migrate(inventory: str, name: str, source: str, receiver: Dict[str, Any], credentials: Dict[str, str],
+            storage: str = "copy", strategy: str = "auto", **extra: Any) -> Dict[str, Any]:
+    args = {"name": name, "destination": receiver["address"], "port": receiver["port"], "credentials": credentials,
             "storage": storage, "strategy": strategy, "image_dir": "%s/outgoing/%s" % (IMAGES, name),
             "criu_path": CRIU}
     args.update(extra)
@@ -130,13 +136,14 @@ def migrate(inventory: str, name: str, source: str, receiver: Dict[str, Any], to
 
 
 def move(inventory: str, name: str, source: str, destination: str, storage: str = "copy",
-         strategy: str = "auto", definition: Optional[Dict[str, Any]] = None, **extra: Any) -> Dict[str, Any]:
+         strategy: str = "auto", definition: Optional[Dict[str, Any]] = None, encryption: str = "tls",
+         **extra: Any) -> Dict[str, Any]:
     """pod_receive on the destination, then pod_migrate on the source; the last result."""
-    token = secrets.token_hex(16)
-    receiver = receive(inventory, name, source, destination, token, storage, definition)
+    made = credentials()
+    receiver = receive(inventory, name, source, destination, made, storage, definition, encryption=encryption)
     if receiver.get("failed"):
         return receiver
-    return migrate(inventory, name, source, receiver, token, storage, strategy, **extra)
+    return migrate(inventory, name, source, receiver, made, storage, strategy, encryption=encryption, **extra)
 
 
 def where(inventory: str, name: str, hosts: List[str]) -> Dict[str, str]:

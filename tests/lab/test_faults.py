@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -20,6 +18,8 @@ import time
 
 import pytest
 
+from ansible_collections.autopod.autopod.plugins.module_utils.errors import AutopodError
+from ansible_collections.autopod.autopod.plugins.module_utils.migration.credentials import Credentials
 from lab import control
 from lab import topology as topo
 from tests.lab import pods
@@ -27,14 +27,6 @@ from tests.support.ansible_cli import ROOT
 from workloads.stream_client import connect
 
 HOSTS = ["lab1", "lab2"]
-
-
-@pytest.fixture
-def clean(lab, hosts):
-    yield
-    for host in hosts:
-        control.heal(host)
-    pods.remove_everywhere(lab, hosts)
 
 
 def _in_host(host: str, path: str) -> str:
@@ -63,15 +55,15 @@ class Move:
     """pod_receive now, pod_migrate in a thread, so that a fault can strike while it runs."""
 
     def __init__(self, lab, name, source, destination, **migrate_args) -> None:
-        token = secrets.token_hex(16)
-        self.receiver = pods.receive(lab, name, source, destination, token)
+        credentials = pods.credentials()
+        self.receiver = pods.receive(lab, name, source, destination, credentials)
         assert self.receiver.get("changed"), self.receiver
         self.result = None
-        self.thread = threading.Thread(target=self._run, args=(lab, name, source, token, migrate_args))
+        self.thread = threading.Thread(target=self._run, args=(lab, name, source, credentials, migrate_args))
         self.thread.start()
 
-    def _run(self, lab, name, source, token, migrate_args) -> None:
-        self.result = pods.migrate(lab, name, source, self.receiver, token, **migrate_args)
+    def _run(self, lab, name, source, credentials, migrate_args) -> None:
+        self.result = pods.migrate(lab, name, source, self.receiver, credentials, **migrate_args)
 
     def finish(self, timeout: float = 180) -> dict:
         self.thread.join(timeout)
@@ -98,10 +90,10 @@ def test_the_destination_dies_before_the_dump(lab, clean):
     watcher = pods.client(10)
     try:
         watcher.wait_lines(10)
-        token = secrets.token_hex(16)
-        receiver = pods.receive(lab, "ft-early", "lab1", "lab2", token)
+        credentials = pods.credentials()
+        receiver = pods.receive(lab, "ft-early", "lab1", "lab2", credentials)
         control.reboot("lab2")
-        failed = pods.migrate(lab, "ft-early", "lab1", receiver, token)
+        failed = pods.migrate(lab, "ft-early", "lab1", receiver, credentials)
         assert failed["failed"] and failed["result"] == "not_moved" and failed["runs_on"] == "source", failed
         runs_only_on(lab, "ft-early", "lab1")
         served(watcher)
@@ -316,8 +308,8 @@ def test_strangers_on_the_receivers_port_do_not_stop_the_move(lab, clean):
     strangers = []
     try:
         watcher.wait_lines(10)
-        token = secrets.token_hex(16)
-        receiver = pods.receive(lab, "ft-stray", "lab1", "lab2", token)
+        credentials = pods.credentials()
+        receiver = pods.receive(lab, "ft-stray", "lab1", "lab2", credentials)
         client_ns = topo.netns_path(topo.CLIENT_NETNS)
         address, port = receiver["address"], receiver["port"]
         for port_seen in range(port - 3, port + 4):  # a port scan over the receiver's neighbourhood
@@ -332,7 +324,9 @@ def test_strangers_on_the_receivers_port_do_not_stop_the_move(lab, clean):
         hello = json.dumps({"type": "hello", "token": "0" * 32, "pod": "ft-stray", "stream": "control"}).encode()
         impostor.sendall(len(hello).to_bytes(4, "big") + hello)
         strangers += [idle, garbage, impostor]
-        moved = pods.migrate(lab, "ft-stray", "lab1", receiver, token)
+        with pytest.raises(AutopodError, match="TLS handshake failed"):  # a peer with another move's credentials
+            Credentials(**pods.credentials()).secure(connect(address, port, client_ns, 5), False, 5)
+        moved = pods.migrate(lab, "ft-stray", "lab1", receiver, credentials)
         assert moved.get("changed") and moved["result"] == "moved", moved
         runs_only_on(lab, "ft-stray", "lab2")
         served(watcher)
@@ -342,12 +336,27 @@ def test_strangers_on_the_receivers_port_do_not_stop_the_move(lab, clean):
         watcher.close()
 
 
+def test_a_source_with_other_credentials_is_refused_and_the_pod_runs_on(lab, clean):
+    pods.place(lab, "lab1", "ft-wrong", 23)
+    watcher = pods.client(23)
+    try:
+        watcher.wait_lines(10)
+        receiver = pods.receive(lab, "ft-wrong", "lab1", "lab2", pods.credentials(), timeout=20)
+        refused = pods.migrate(lab, "ft-wrong", "lab1", receiver, pods.credentials())
+        assert refused["failed"] and refused["result"] == "not_moved" and refused["runs_on"] == "source", refused
+        assert "TLS handshake failed" in refused["msg"], refused["msg"]
+        runs_only_on(lab, "ft-wrong", "lab1")
+        served(watcher)
+    finally:
+        watcher.close()
+
+
 def test_an_abandoned_receiver_never_harms_a_later_move(lab, clean):
     pods.place(lab, "lab1", "ft-old", 22)
     watcher = pods.client(22)
     try:
         watcher.wait_lines(10)
-        abandoned = pods.receive(lab, "ft-old", "lab1", "lab2", secrets.token_hex(16), timeout=15)
+        abandoned = pods.receive(lab, "ft-old", "lab1", "lab2", pods.credentials(), timeout=15)
         assert abandoned.get("changed"), abandoned
         moved = pods.move(lab, "ft-old", "lab1", "lab2")  # a later run, with its own receiver
         assert moved.get("changed") and moved["result"] == "moved", moved

@@ -16,12 +16,6 @@ from tests.lab import pods
 from tests.support.ansible_cli import module, playbook
 
 
-@pytest.fixture
-def clean(lab, hosts):
-    yield
-    pods.remove_everywhere(lab, hosts)
-
-
 def assert_unbroken(watcher, after_lines=30):
     watcher.wait_lines(after_lines)
     report = watcher.report()

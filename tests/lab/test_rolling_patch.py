@@ -3,13 +3,15 @@
 Each lab host has the lab repository's autopod-demo-kernel 1.0 installed; 1.1 is published as a
 security update whose maintainer script asks for a reboot, as Debian's kernel packages do. Pods
 run on every host, each watched by a client on the lab's client host: Redis on lab1 (writers with
-requests always in flight; every acknowledged write is read back), counters on lab2 and lab3.
+requests always in flight; every acknowledged write is read back), counters on lab2 and lab3, whose
+memory holds a marker that a capture on the lab switch must not find during the run.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import subprocess
 import sys
 
@@ -18,6 +20,7 @@ import pytest
 from lab import aptrepo, control
 from lab import topology as topo
 from tests.lab import pods
+from tests.lab.capture import SwitchCapture
 from tests.support.ansible_cli import ROOT, module, playbook
 
 KERNEL_1 = aptrepo.Package("autopod-demo-kernel", "1.0", "autopod-lab-security", needs_reboot=True)
@@ -25,6 +28,7 @@ KERNEL_2 = aptrepo.Package("autopod-demo-kernel", "1.1", "autopod-lab-security",
 PLAYBOOK = os.path.join(ROOT, "playbooks", "rolling_patch.yml")
 HOME = {"rp-a": "lab1", "rp-b": "lab2", "rp-c": "lab3"}
 REDIS_POD = "rp-a"
+MARKER = "autopod-rolling-marker-%s" % secrets.token_hex(8)  # in every counter pod's memory
 
 
 @pytest.fixture
@@ -41,7 +45,7 @@ def fleet(lab, hosts, tmp_path):
             pods.place_service(lab, host, "redis", name, offset)
             watchers[name] = pods.service_client("redis", offset)
         else:
-            pods.place(lab, host, name, offset, mib=16)
+            pods.place(lab, host, name, offset, mib=16, env={"POD_SECRET": " ".join([MARKER] * 64)})
             watchers[name] = pods.client(offset)
     for name, watcher in watchers.items():
         watcher.wait_requests(100) if name == REDIS_POD else watcher.wait_lines(10)
@@ -90,8 +94,10 @@ def assert_clients_unharmed(watchers):
 
 def test_rolling_patch_then_nothing_left_to_do(lab, hosts, fleet, tmp_path):
     boots = {host: control.boot_id(host) for host in hosts}
-    first = run(lab, tmp_path / "first")
+    with SwitchCapture() as capture:
+        first = run(lab, tmp_path / "first")
     assert first.returncode == 0, first.stdout[-6000:]
+    assert capture.frames and not capture.holds(MARKER.encode()), "a pod's memory crossed the wire in clear text"
     report = report_of(tmp_path / "first")
     for host in hosts:
         host_report = report["hosts"][host]

@@ -17,12 +17,6 @@ from tests.lab import pods
 SOAK_MOVES = 20
 
 
-@pytest.fixture
-def clean(lab, hosts):
-    yield
-    pods.remove_everywhere(lab, hosts)
-
-
 def moved_under_load(lab, client, name, source, destination, strategy, definition):
     """One move while the client works; returns the client's longest wait during it (ms)."""
     client.wait_requests(50)

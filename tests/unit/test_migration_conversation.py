@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+import ssl
 import threading
 import time
 from typing import Any, Dict, List, Optional
@@ -18,7 +19,9 @@ import pytest
 from ansible_collections.autopod.autopod.plugins.module_utils import transfer
 from ansible_collections.autopod.autopod.plugins.module_utils.errors import AutopodError
 from ansible_collections.autopod.autopod.plugins.module_utils.migration import protocol as P
+from ansible_collections.autopod.autopod.plugins.lookup.move_credentials import make_credentials
 from ansible_collections.autopod.autopod.plugins.module_utils.migration import receiver, source
+from ansible_collections.autopod.autopod.plugins.module_utils.migration.credentials import Credentials
 from ansible_collections.autopod.autopod.plugins.module_utils.migration.source_pod import DumpFailed
 from ansible_collections.autopod.autopod.plugins.module_utils.migration.streams import Relay
 from ansible_collections.autopod.autopod.plugins.module_utils.pod import PodSpec
@@ -132,7 +135,7 @@ class FakeArrivingPod:
             if not data:
                 break
             self.received += len(data)
-        stream.close()
+        _close(stream)
 
     def end_page_server(self, timeout: float) -> None:
         self.reader.join(timeout)
@@ -157,7 +160,7 @@ class FakeArrivingPod:
         self.lazy_stream.sendall(b"give")
         while self.received < len(PAGES):
             self.received += len(self.lazy_stream.recv(1 << 20))
-        self.lazy_stream.close()
+        _close(self.lazy_stream)
         return None
 
     def give_back(self) -> None:
@@ -167,15 +170,39 @@ class FakeArrivingPod:
         self.calls.append("settle")
 
 
+def connected_pair(credentials: Optional[Credentials]):
+    """(the source's end, the destination's end) of a connection, secured as a move's would be."""
+    mine, theirs = socket.socketpair()
+    if credentials is None:
+        return mine, theirs
+    secured: Dict[str, socket.socket] = {}
+    handshake = threading.Thread(target=lambda: secured.update(theirs=credentials.secure(theirs, True, 5)))
+    handshake.start()
+    mine = credentials.secure(mine, False, 5)
+    handshake.join()
+    return mine, secured["theirs"]
+
+
+def _close(stream: socket.socket) -> None:
+    """Close a page stream as the destination's relay does: TLS's close_notify first, if it is TLS."""
+    if isinstance(stream, ssl.SSLSocket):
+        try:
+            stream.unwrap()
+        except OSError:
+            pass
+    stream.close()
+
+
 class Streams:
     """The receiver's door, reduced to page streams handed over in memory."""
 
-    def __init__(self) -> None:
+    def __init__(self, credentials: Optional[Credentials]) -> None:
+        self.credentials = credentials
         self.pending: Dict[str, socket.socket] = {}
         self.arrived = threading.Condition()
 
     def open(self, stream_id: str) -> socket.socket:
-        mine, theirs = socket.socketpair()
+        mine, theirs = connected_pair(self.credentials)
         with self.arrived:
             self.pending[stream_id] = theirs
             self.arrived.notify_all()
@@ -188,13 +215,14 @@ class Streams:
 
 
 def converse(tmp_path, strategy: str = P.STOP_AND_COPY, source_fail: bool = False, destination_fail: str = "",
-             limits: Optional[P.Limits] = None, silence_after: Optional[str] = None):
+             limits: Optional[P.Limits] = None, silence_after: Optional[str] = None,
+             credentials: Optional[Credentials] = None):
     """Run both sides; returns (source result or MoveFailed, receiver outcome or exception, the two fake pods)."""
     limits = limits or P.Limits(reply=5, stall=2, max_freeze=5, fence_margin=0.5)
-    left, right = socket.socketpair()
+    left, right = connected_pair(credentials)
     source_pod = FakeSourcePod(str(tmp_path), fail_freeze=source_fail)
     arriving = FakeArrivingPod(str(tmp_path), fail=destination_fail)
-    streams = Streams()
+    streams = Streams(credentials)
     outcome: Dict[str, Any] = {}
 
     def receive() -> None:
@@ -249,6 +277,16 @@ def test_post_copy_hands_over_when_every_page_arrived(tmp_path):
     assert result["result"] == "moved" and result["strategy"] == P.POST_COPY, result
     assert source_pod.calls == ["freeze", "end"]
     assert arriving.calls == ["lazy_pages", "restore", "go", "wait_lazy", "settle"]
+
+
+@pytest.mark.parametrize("strategy", [P.STOP_AND_COPY, P.POST_COPY])
+def test_a_move_over_tls_carries_the_rootfs_and_every_page(tmp_path, strategy):
+    result, received, _source_pod, arriving = converse(tmp_path, strategy,
+                                                       credentials=Credentials(**make_credentials()))
+    assert not isinstance(result, Exception), (str(result), received)
+    assert result["result"] == "moved" and received == "moved", (result, received)
+    assert arriving.received == len(PAGES) and result["bytes"]["pages"] == len(PAGES)
+    assert os.path.exists(os.path.join(arriving.spec.rootfs, "etc", "hostname")), "the rootfs travelled"
 
 
 @pytest.mark.parametrize("step", ["page_server", "pages_written", "restore"])

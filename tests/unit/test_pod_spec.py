@@ -87,6 +87,22 @@ def test_reserved_mount_targets_are_refused(tmp_path, target):
         PodSpec.from_params(params(tmp_path, mounts=[{"source": str(tmp_path), "target": target}]))
 
 
+@pytest.mark.parametrize("source", ["/", "/etc", "/proc/1", "/sys", "/dev"])
+def test_the_hosts_own_directories_are_mounted_only_when_allowed(tmp_path, source):
+    mounts = [{"source": source, "target": "/host"}]
+    with pytest.raises(AutopodError, match="allow_host_paths: true"):
+        PodSpec.from_params(params(tmp_path, mounts=mounts))
+    allowed = PodSpec.from_params(params(tmp_path, mounts=mounts, allow_host_paths=True))
+    assert allowed.mounts[0].source == source and allowed.allow_host_paths
+    assert PodSpec.from_definition(allowed.to_dict()) == allowed  # a receiver accepts what the source allowed
+
+
+def test_hardening_flags_must_be_booleans(tmp_path):
+    assert PodSpec.from_params(params(tmp_path, no_new_privs=True)).no_new_privs
+    with pytest.raises(AutopodError, match="no_new_privs must be true or false"):
+        PodSpec.from_params(params(tmp_path, no_new_privs="yes"))
+
+
 def test_duplicate_mount_targets_are_refused(tmp_path):
     mounts = [{"source": str(tmp_path), "target": "/data"}, {"source": str(tmp_path), "target": "/data/"}]
     with pytest.raises(AutopodError) as err:

@@ -97,6 +97,36 @@ def test_a_member_escaping_the_destination_is_refused(tmp_path, member):
         transfer._Guard(str(tmp_path)).check(member)
 
 
+def _device(name, kind, major, minor):
+    member = _member(name, kind)
+    member.devmajor, member.devminor = major, minor
+    return member
+
+
+@pytest.mark.parametrize("member", [_device("dev/sda", tarfile.BLKTYPE, 8, 0),
+                                    _device("dev/mem", tarfile.CHRTYPE, 1, 1),
+                                    _device("dev/kmsg", tarfile.CHRTYPE, 1, 11)])
+def test_device_nodes_other_than_a_minimal_dev_are_refused(tmp_path, member):
+    with pytest.raises(AutopodError, match="refused device node"):
+        transfer._Guard(str(tmp_path)).check(member)
+    transfer._Guard(str(tmp_path)).check(_device("dev/null", tarfile.CHRTYPE, 1, 3))
+
+
+def test_a_directory_sent_where_a_symlink_stands_replaces_it_and_leaves_its_target_alone(channels, tmp_path):
+    """The destination holds `data` -> /etc-like target; the tree sends a directory `data` owned by
+    nobody, mode 0777: the symlink goes, the target keeps its owner and mode."""
+    src, dst, target = tmp_path / "src", tmp_path / "dst", tmp_path / "target"
+    (src / "data").mkdir(parents=True)
+    os.chmod(src / "data", 0o777)
+    os.chown(src / "data", 65534, 65534)
+    dst.mkdir()
+    target.mkdir(mode=0o700)
+    os.symlink(str(target), dst / "data")
+    sync(channels, src, dst)
+    assert not os.path.islink(dst / "data") and stat.S_IMODE(os.stat(dst / "data").st_mode) == 0o777
+    assert stat.S_IMODE(os.stat(target).st_mode) == 0o700 and os.stat(target).st_uid == 0
+
+
 def test_a_symlink_cannot_carry_a_later_member_outside(tmp_path):
     """The tree makes `etc` a symlink to the host's /etc, then sends etc/evil: refused, never written."""
     (tmp_path / "src").mkdir()

@@ -4,8 +4,9 @@
 """The receiver's door: it accepts connections until the move's own connections have arrived.
 
 Anybody on the network may connect to the receiver's port. Each connection gets `handshake` seconds,
-in a thread of its own, to present HELLO with the move's token; one that does not (a port scan, an
-idle connection, a wrong token) is closed and logged, and the door stays open. The first control
+in a thread of its own, to complete the TLS handshake with the move's credentials
+(credentials.py) and present HELLO with the move's token; one that does not (a port scan, an idle
+connection, a wrong certificate or token) is closed and logged, and the door stays open. The first control
 connection with the token starts the move; page streams with the token wait until the conversation
 asks for them by their id.
 """
@@ -21,14 +22,16 @@ from typing import Callable, Dict, List, Optional
 from ansible_collections.autopod.autopod.plugins.module_utils import transfer
 from ansible_collections.autopod.autopod.plugins.module_utils.errors import AutopodError
 from ansible_collections.autopod.autopod.plugins.module_utils.migration import protocol as P
+from ansible_collections.autopod.autopod.plugins.module_utils.migration.credentials import Credentials
 
 
 class Acceptor:
     """Accepts and sorts the connections of one move (see the module docstring)."""
 
-    def __init__(self, listener: socket.socket, token: str, pod: str, handshake: float,
+    def __init__(self, listener: socket.socket, credentials: Credentials, pod: str, handshake: float,
                  log: Callable[[str], None]) -> None:
-        self.listener, self.token, self.pod, self.handshake, self.log = listener, token, pod, handshake, log
+        self.listener, self.credentials, self.pod, self.handshake = listener, credentials, pod, handshake
+        self.log = log
         self.control: "queue.Queue[transfer.Channel]" = queue.Queue()
         self.refused: List[str] = []
         self._streams: Dict[str, socket.socket] = {}
@@ -51,9 +54,10 @@ class Acceptor:
     def _greet(self, sock: socket.socket, peer: str) -> None:
         try:
             transfer.keep_alive(sock)
+            sock = self.credentials.secure(sock, server_side=True, timeout=self.handshake)
             sock.settimeout(self.handshake)
             hello = transfer.read_frame(sock)
-            if hello.get("type") != P.HELLO or not transfer.tokens_match(self.token, hello.get("token")) \
+            if hello.get("type") != P.HELLO or not transfer.tokens_match(self.credentials.token, hello.get("token")) \
                     or hello.get("pod") != self.pod:
                 raise AutopodError("it did not present this move's token")
             self._route(sock, hello, peer)

@@ -25,6 +25,7 @@ from ansible_collections.autopod.autopod.plugins.module_utils.errors import Auto
 from ansible_collections.autopod.autopod.plugins.module_utils.lifecycle import check_network_free, check_paths, release
 from ansible_collections.autopod.autopod.plugins.module_utils.migration import protocol as P
 from ansible_collections.autopod.autopod.plugins.module_utils.migration.connections import Acceptor
+from ansible_collections.autopod.autopod.plugins.module_utils.migration.credentials import Credentials
 from ansible_collections.autopod.autopod.plugins.module_utils.migration.receiver_pod import ArrivingPod
 from ansible_collections.autopod.autopod.plugins.module_utils.pod import PodSpec
 from ansible_collections.autopod.autopod.plugins.module_utils.store import (
@@ -172,16 +173,16 @@ class ReceiverConversation:
 class ReceiverDaemon:
     """Runs detached after pod_receive returns: waits for the source, serves the move, cleans up."""
 
-    def __init__(self, pod: ArrivingPod, listener: socket.socket, token: str, timeout: float, limits: P.Limits,
-                 post_copy_problem: Optional[str]) -> None:
-        self.pod, self.listener, self.token, self.timeout = pod, listener, token, timeout
+    def __init__(self, pod: ArrivingPod, listener: socket.socket, credentials: Credentials, timeout: float,
+                 limits: P.Limits, post_copy_problem: Optional[str]) -> None:
+        self.pod, self.listener, self.credentials, self.timeout = pod, listener, credentials, timeout
         self.limits, self.post_copy_problem = limits, post_copy_problem
 
     def log(self, message: str) -> None:
         os.write(1, ("%s %s\n" % (time.strftime("%H:%M:%S"), message)).encode())
 
     def serve(self) -> None:
-        acceptor = Acceptor(self.listener, self.token, self.pod.spec.name, self.limits.handshake, self.log).start()
+        acceptor = Acceptor(self.listener, self.credentials, self.pod.spec.name, self.limits.handshake, self.log).start()
         channel = acceptor.wait_control(self.timeout)
         try:
             if channel is None:
@@ -245,7 +246,7 @@ def _check_rootfs(store: PodStore, spec: PodSpec, storage: str) -> None:
 
 
 def prepare(state_dir: str, criu_path: str, definition: Any, storage: str, listen: str, port: int,
-            image_dir: Optional[str], timeout: float, home: Optional[str], token: str, limits: P.Limits,
+            image_dir: Optional[str], timeout: float, home: Optional[str], credentials: Credentials, limits: P.Limits,
             check_mode: bool) -> Dict[str, Any]:
     """pod_receive: check, claim, build the held identity, and leave the receiver daemon listening."""
     spec = PodSpec.from_definition(definition)
@@ -272,7 +273,7 @@ def prepare(state_dir: str, criu_path: str, definition: Any, storage: str, liste
         claim = secrets.token_hex(8)
         pod = ArrivingPod(store, criu, spec, target, claim, home, existing)
         listener = _build(spec, pod, listen, port)
-        daemon = ReceiverDaemon(pod, listener, token, timeout, limits, post_copy_problem)
+        daemon = ReceiverDaemon(pod, listener, credentials, timeout, limits, post_copy_problem)
         receiver_pid = int(linux.daemonize(linux.report_pid(daemon.serve), target + ".log", [listener.fileno()]))
         bound = listener.getsockname()[1]
         listener.close()

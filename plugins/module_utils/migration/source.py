@@ -15,6 +15,7 @@ always names where the pod runs.
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -25,6 +26,7 @@ from ansible_collections.autopod.autopod.plugins.module_utils import criu as cri
 from ansible_collections.autopod.autopod.plugins.module_utils import transfer
 from ansible_collections.autopod.autopod.plugins.module_utils.errors import AutopodError
 from ansible_collections.autopod.autopod.plugins.module_utils.migration import protocol as P
+from ansible_collections.autopod.autopod.plugins.module_utils.migration.credentials import Credentials
 from ansible_collections.autopod.autopod.plugins.module_utils.migration.source_pod import DumpFailed, SourcePod
 from ansible_collections.autopod.autopod.plugins.module_utils.migration.streams import Relay, criu_socket_pair
 from ansible_collections.autopod.autopod.plugins.module_utils.pod import validate_name
@@ -271,7 +273,8 @@ def _interrupt(_signum: int, _frame: object) -> None:
     raise Interrupted("the move was interrupted (SIGTERM)")
 
 
-def migrate(state_dir: str, criu_path: str, name: str, destination: str, port: int, token: str, storage: str,
+def migrate(state_dir: str, criu_path: str, name: str, destination: str, port: int, credentials: Credentials,
+            storage: str,
             strategy: str, image_dir: Optional[str], limits: P.Limits) -> Dict[str, Any]:
     """pod_migrate: move pod `name` to the receiver at destination:port."""
     name = validate_name(name)
@@ -287,20 +290,22 @@ def migrate(state_dir: str, criu_path: str, name: str, destination: str, port: i
                              runs_on="destination" if manifest and manifest.moved_to else "unknown")
         if manifest.busy():
             raise MoveFailed("pod %s is %s" % (name, manifest.busy()), result="not_moved", runs_on="source")
-        manifest.mark_moving("outgoing", destination, token[:8])
+        manifest.mark_moving("outgoing", destination, secrets.token_hex(8))
         store.save(manifest)
     pod = SourcePod(store, criu, manifest, os.path.normpath(image_dir or os.path.join(state_dir, "outgoing", name)))
     previous = signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the controller's connection may go; the move finishes
     channel = None
     try:
-        channel = transfer.Channel(transfer.connect(destination, port, limits.connect), limits.reply)
+        def connect() -> socket.socket:
+            return credentials.secure(transfer.connect(destination, port, limits.connect), False, limits.connect)
 
         def open_stream(stream_id: str) -> socket.socket:
-            sock = transfer.connect(destination, port, limits.connect)
-            transfer.write_frame(sock, P.hello(token, name, P.STREAM_PAGES, stream_id))
+            sock = connect()
+            transfer.write_frame(sock, P.hello(credentials.token, name, P.STREAM_PAGES, stream_id))
             return sock
-        return SourceConversation(channel, pod, token, limits, open_stream, destination).run(
+        channel = transfer.Channel(connect(), limits.reply)
+        return SourceConversation(channel, pod, credentials.token, limits, open_stream, destination).run(
             strategy, storage, post_copy_here, pre_copy_here)
     except MoveFailed:
         raise
