@@ -79,13 +79,14 @@ problems:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.autopod.autopod.plugins.module_utils.common_args import CRIU_ARGS
 from ansible_collections.autopod.autopod.plugins.module_utils.criu import assess
 from ansible_collections.autopod.autopod.plugins.module_utils.module_runner import run_module
 
 ARGUMENT_SPEC = dict(
-    criu_path=dict(type="path", default="criu"),
     tcp_established=dict(type="bool", default=True),
     fail_on_problem=dict(type="bool", default=False),
+    **CRIU_ARGS,
 )
 
 

@@ -89,6 +89,7 @@ taken_over:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.autopod.autopod.plugins.module_utils.common_args import STATE_DIR_ARGS
 from ansible_collections.autopod.autopod.plugins.module_utils.maintenance import MaintenanceLock
 from ansible_collections.autopod.autopod.plugins.module_utils.module_runner import run_module
 
@@ -99,7 +100,7 @@ ARGUMENT_SPEC = dict(
     ttl=dict(type="int", default=7200),
     wait=dict(type="int", default=0),
     force=dict(type="bool", default=False),
-    state_dir=dict(type="path", default="/var/lib/autopod"),
+    **STATE_DIR_ARGS,
 )
 
 

@@ -111,6 +111,7 @@ actions:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.autopod.autopod.plugins.module_utils.common_args import CRIU_ARGS, STATE_DIR_ARGS
 from ansible_collections.autopod.autopod.plugins.module_utils.checkpointing import Checkpointer
 from ansible_collections.autopod.autopod.plugins.module_utils.module_runner import run_module
 
@@ -119,8 +120,8 @@ ARGUMENT_SPEC = dict(
     image_dir=dict(type="path"),
     leave_running=dict(type="bool", default=False),
     tcp_established=dict(type="bool", default=True),
-    criu_path=dict(type="path", default="criu"),
-    state_dir=dict(type="path", default="/var/lib/autopod"),
+    **CRIU_ARGS,
+    **STATE_DIR_ARGS,
 )
 
 

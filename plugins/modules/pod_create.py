@@ -246,6 +246,7 @@ diff:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.autopod.autopod.plugins.module_utils.common_args import STATE_DIR_ARGS
 from ansible_collections.autopod.autopod.plugins.module_utils.module_runner import run_module
 from ansible_collections.autopod.autopod.plugins.module_utils.pods import Pods
 
@@ -276,7 +277,7 @@ ARGUMENT_SPEC = dict(
     group=dict(type="str"),
     state=dict(type="str", choices=["started", "stopped", "absent"], default="started"),
     stop_timeout=dict(type="int", default=10),
-    state_dir=dict(type="path", default="/var/lib/autopod"),
+    **STATE_DIR_ARGS,
 )
 
 

@@ -105,12 +105,13 @@ pods:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.autopod.autopod.plugins.module_utils.common_args import STATE_DIR_ARGS
 from ansible_collections.autopod.autopod.plugins.module_utils.module_runner import run_module
 from ansible_collections.autopod.autopod.plugins.module_utils.pods import Pods
 
 ARGUMENT_SPEC = dict(
     name=dict(type="str"),
-    state_dir=dict(type="path", default="/var/lib/autopod"),
+    **STATE_DIR_ARGS,
 )
 
 

@@ -165,8 +165,8 @@ destination_report:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.autopod.autopod.plugins.module_utils.migration.credentials import (
-    CREDENTIALS_SPEC, ENCRYPTION, Credentials)
+from ansible_collections.autopod.autopod.plugins.module_utils.common_args import CRIU_ARGS, MOVE_ARGS, STATE_DIR_ARGS
+from ansible_collections.autopod.autopod.plugins.module_utils.migration.credentials import Credentials
 from ansible_collections.autopod.autopod.plugins.module_utils.migration.protocol import STORAGE, STRATEGIES, Limits
 from ansible_collections.autopod.autopod.plugins.module_utils.migration.source import migrate
 from ansible_collections.autopod.autopod.plugins.module_utils.module_runner import run_module
@@ -175,14 +175,13 @@ ARGUMENT_SPEC = dict(
     name=dict(type="str", required=True),
     destination=dict(type="str", required=True),
     port=dict(type="int", required=True),
-    credentials=dict(type="dict", required=True, no_log=True, options=CREDENTIALS_SPEC),
-    encryption=dict(type="str", choices=list(ENCRYPTION), default="tls"),
     storage=dict(type="str", choices=list(STORAGE), default="copy"),
     strategy=dict(type="str", choices=list(STRATEGIES), default="auto"),
     image_dir=dict(type="path"),
     max_freeze=dict(type="int", default=30),
-    criu_path=dict(type="path", default="criu"),
-    state_dir=dict(type="path", default="/var/lib/autopod"),
+    **CRIU_ARGS,
+    **STATE_DIR_ARGS,
+    **MOVE_ARGS,
 )
 
 

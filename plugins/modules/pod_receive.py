@@ -118,8 +118,8 @@ receiver_pid:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.autopod.autopod.plugins.module_utils.migration.credentials import (
-    CREDENTIALS_SPEC, ENCRYPTION, Credentials)
+from ansible_collections.autopod.autopod.plugins.module_utils.common_args import CRIU_ARGS, MOVE_ARGS, STATE_DIR_ARGS
+from ansible_collections.autopod.autopod.plugins.module_utils.migration.credentials import Credentials
 from ansible_collections.autopod.autopod.plugins.module_utils.migration.protocol import STORAGE, Limits
 from ansible_collections.autopod.autopod.plugins.module_utils.migration.receiver import prepare
 from ansible_collections.autopod.autopod.plugins.module_utils.module_runner import run_module
@@ -132,10 +132,9 @@ ARGUMENT_SPEC = dict(
     image_dir=dict(type="path"),
     home=dict(type="str"),
     timeout=dict(type="int", default=300),
-    credentials=dict(type="dict", required=True, no_log=True, options=CREDENTIALS_SPEC),
-    encryption=dict(type="str", choices=list(ENCRYPTION), default="tls"),
-    criu_path=dict(type="path", default="criu"),
-    state_dir=dict(type="path", default="/var/lib/autopod"),
+    **CRIU_ARGS,
+    **STATE_DIR_ARGS,
+    **MOVE_ARGS,
 )
 
 

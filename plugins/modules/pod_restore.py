@@ -100,6 +100,7 @@ actions:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.autopod.autopod.plugins.module_utils.common_args import CRIU_ARGS, STATE_DIR_ARGS
 from ansible_collections.autopod.autopod.plugins.module_utils.checkpointing import Checkpointer
 from ansible_collections.autopod.autopod.plugins.module_utils.module_runner import run_module
 
@@ -107,8 +108,8 @@ ARGUMENT_SPEC = dict(
     name=dict(type="str", required=True),
     image_dir=dict(type="path"),
     keep_image=dict(type="bool", default=False),
-    criu_path=dict(type="path", default="criu"),
-    state_dir=dict(type="path", default="/var/lib/autopod"),
+    **CRIU_ARGS,
+    **STATE_DIR_ARGS,
 )
 
 

@@ -13,4 +13,4 @@ def test_playbook_with_module_defaults_group(rootfs, bridge, state_dir, criu_pat
     run = playbook(os.path.join(HERE, "playbooks", "pod_cycle.yml"),
                    {"state_dir": state_dir, "rootfs": rootfs, "bridge": bridge, "criu_path": criu_path})
     assert run.returncode == 0, run.stdout
-    assert "failed=0" in run.stdout and "ok=6" in run.stdout, run.stdout
+    assert "failed=0" in run.stdout and "ok=8" in run.stdout, run.stdout
