@@ -1,14 +1,15 @@
 """Benchmark: moving a pod between two lab hosts, against Podman's checkpoint --export / restore --import.
 
 For each memory size (the counter workload touches it once, then leaves it idle), each strategy
-(post-copy, stop-and-copy) and each encryption (the move's TLS, and clear text), the pod moves lab1 -> lab2 -> lab1 ... RUNS times after one warm-up
-move, with copy storage and images on tmpfs. A TCP client on the lab's client host reads the
-pod's stream throughout; after every move the stream is checked for gaps and the workload
-recomputes its memory. Medians of: the longest pause the client saw, the time the pod was frozen
-(from the dump's start until it ran on the destination), bytes sent between the hosts, and the
-end-to-end time of the move (pod_receive plus pod_migrate, which returns once every page is across),
-the rate between the hosts (bytes moved over pod_migrate's time) and the CPU time the whole machine
-spent per GiB moved (both lab hosts run on it: CRIU, the relays, TLS, the kernel's networking).
+(post-copy, stop-and-copy) and each encryption (the move's TLS, and clear text), the pod moves lab1
+-> lab2 -> lab1 ... RUNS times after one warm-up move, with copy storage and images on tmpfs. A TCP
+client on the lab's client host reads the pod's stream throughout; after every move the stream is
+checked for gaps and the workload recomputes its memory. Medians of: the longest pause the client
+saw, the time the pod was frozen (from the dump's start until it ran on the destination), bytes sent
+between the hosts, and the end-to-end time of the move (pod_receive plus pod_migrate, which returns
+once every page is across), the rate between the hosts (bytes moved over pod_migrate's time) and the
+CPU time the whole machine spent per GiB moved (both lab hosts run on it: CRIU, the relays, TLS, the
+kernel's networking).
 
 In the same run, the baseline: the same workload in a Podman container on this machine, checkpointed
 with `podman container checkpoint --export` and restored with `podman container restore --import`

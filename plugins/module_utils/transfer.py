@@ -5,9 +5,10 @@
 
 Why not SSH or the controller: a freeze must not wait for an Ansible task, and hosts of a fleet do
 not usually trust each other over SSH; so the destination's receiver listens on a port for the
-migration it was told to expect, and only a source holding that migration's credentials (TLS 1.3 with
-the move's certificate, then its one-time token: migration/credentials.py) is served. Nothing is staged on the controller and nothing is held in memory whole: files travel as
-tar streams written straight to the socket and unpacked as they arrive.
+migration it was told to expect, and only a source holding that migration's credentials (TLS 1.3
+with the move's certificate, then its one-time token: migration/credentials.py) is served. Nothing
+is staged on the controller and nothing is held in memory whole: files travel as tar streams written
+straight to the socket and unpacked as they arrive.
 
 Messages are JSON objects, each preceded by its length (4 bytes, big endian). A file transfer is
 a message followed by a tar stream cut into length-prefixed chunks and ended by an empty one

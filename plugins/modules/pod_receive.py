@@ -19,8 +19,9 @@ description:
   - "Pass the returned RV(port), and the same O(credentials), to M(autopod.autopod.pod_migrate) on the source. The
     credentials are made on the controller for each move (the C(autopod.autopod.pod_move) role does it) and are never
     returned. The receiver keeps accepting connections until one completes the TLS handshake with them and presents
-    the token, so stray connections, port scans and wrong credentials cannot stop the move. It restores the pod when it arrives, holds it until the source lets it go, stays
-    until a post-copied pod has all its memory, then removes the images. It gives up after O(timeout) seconds
+    the token, so stray connections, port scans and wrong credentials cannot stop the move. It restores the pod when
+    it arrives, holds it until the source lets it go, stays until a post-copied pod has all its memory, then removes
+    the images. It gives up after O(timeout) seconds
     without a source, and then removes only what it made itself."
   - "The pod's name is claimed here (C(pod_info) shows it C(incoming)); a rerun supersedes an earlier receiver for
     the same pod. O(definition) is validated as M(autopod.autopod.pod_create) validates its options. With

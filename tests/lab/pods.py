@@ -28,6 +28,24 @@ def base_rootfs() -> str:
     return topo.SHARED_DIR + "/base-rootfs"
 
 
+def client_tool(argv: List[str], timeout: float = 600) -> str:
+    """A tool run on the lab's client host from the services' rootfs (Debian's own redis-cli, pgbench,
+    pg_amcheck); its output, or CalledProcessError with it."""
+    services_rootfs()
+    command = ["nsenter", "--net=" + topo.netns_path(topo.CLIENT_NETNS)]
+    if argv[0] != "wrk":  # the machine's wrk (the services' rootfs does not have it)
+        command += ["chroot", os.path.join(topo.shared_source(), "services-rootfs")]
+    return subprocess.run(command + argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
+                          timeout=timeout, check=True).stdout
+
+
+def pg_amcheck(address: str) -> str:
+    """PostgreSQL's own check of every table and index (heap and B-tree, all index entries against the
+    heap); empty output means clean."""
+    return client_tool(["/usr/lib/postgresql/15/bin/pg_amcheck", "--install-missing", "--heapallindexed",
+                        "-h", address, "-U", "postgres", "postgres"], 900)
+
+
 def services_rootfs() -> str:
     """The services' rootfs (Redis, PostgreSQL, nginx from Debian), where every lab host sees it."""
     path = os.path.join(topo.shared_source(), "services-rootfs")

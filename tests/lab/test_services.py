@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from lab import topology as topo
 from tests.lab import pods
 
 SOAK_MOVES = 20
@@ -55,6 +56,8 @@ def test_a_service_moves_there_and_back_without_an_error_or_a_lost_write(lab, cl
         client.stop()
         assert client.errors() == [], client.errors()
         assert client.lost() == [], "acknowledged writes or committed transactions are missing"
+        if service == "postgres":
+            assert pods.pg_amcheck(topo.pod_ip(offset)).strip() == "", "pg_amcheck found corruption"
         report = client.report()
         print("%s: %s; longest waits per move (strategy, client ms, frozen ms): %s"
               % (service, report, waits))
