@@ -147,7 +147,7 @@ class PostgresClient(RequestClient):
         import pg8000.native
         reader = pg8000.native.Connection("postgres", database="postgres", sock=self.socket(), timeout=120)
         try:
-            present = {(w, s) for w, s in reader.run("SELECT worker, seq FROM ledger")}
+            present = set(map(tuple, reader.run("SELECT worker, seq FROM ledger")))
         finally:
             reader.close()
         return [pair for worker in self.workers for pair in worker.acknowledged if pair not in present]

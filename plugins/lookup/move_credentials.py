@@ -7,7 +7,8 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 name: move_credentials
-author: AutoPod contributors
+author:
+  - AutoPod team (@autopod)
 short_description: Make one move's credentials (a token and an ephemeral TLS identity)
 description:
   - "Returns a dictionary with C(token) (32 hex digits), C(certificate) and C(key) (PEM): a self-signed ECDSA P-256

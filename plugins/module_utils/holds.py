@@ -80,7 +80,7 @@ class Hold:
         """Wait until the restored tree is held; raise if CRIU ends first (`still_restoring()` false) or on timeout."""
         deadline = time.monotonic() + timeout
         while True:
-            ready, _, _ = select.select([self._status], [], [], 0.05)
+            ready = select.select([self._status], [], [], 0.05)[0]
             if ready and os.read(self._status, 64):
                 return
             if not still_restoring():

@@ -234,4 +234,3 @@ def report_pid(body: Callable[[], None]) -> Callable[[int], None]:
 def boot_id() -> str:
     with open("/proc/sys/kernel/random/boot_id") as handle:
         return handle.read().strip()
-

@@ -172,8 +172,8 @@ def _holder(fd: int) -> str:
         data = json.loads(os.pread(fd, 4096, 0) or b"{}")
     except ValueError:
         return "an unknown process"
-    return "PID %s (%s, since %s)" % (data.get("pid"), data.get("command"),
-                                     time.strftime("%H:%M:%S", time.localtime(data.get("since", 0))))
+    since = time.strftime("%H:%M:%S", time.localtime(data.get("since", 0)))
+    return "PID %s (%s, since %s)" % (data.get("pid"), data.get("command"), since)
 
 
 class PodStore:

@@ -117,8 +117,8 @@ options:
   no_new_privs:
     description:
       - Start the pod's first process with C(no_new_privs) (prctl C(PR_SET_NO_NEW_PRIVS)), inherited by every process
-        of the pod: setuid and setgid files and file capabilities give nothing after it. CRIU keeps the flag through
-        checkpoints and moves.
+        of the pod, so that setuid and setgid files and file capabilities give nothing after it. CRIU keeps the flag
+        through checkpoints and moves.
     type: bool
     default: false
   memory_max:

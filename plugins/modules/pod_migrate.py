@@ -20,10 +20,10 @@ description:
     (C(criu check --feature mem_dirty_track)). V(stop-and-copy) streams the memory to the destination while the pod
     is frozen. V(auto) picks post-copy where both hosts can do it (userfaultfd, and C(/proc/sys/fs/pipe-max-size)
     large enough for CRIU's page server), else pre-copy where this kernel tracks dirty pages, else stop-and-copy.
-  - Everything between the hosts goes over connections to the receiver's port, each TLS 1.3 with the move's
+  - "Everything between the hosts goes over connections to the receiver's port, each TLS 1.3 with the move's
     O(credentials) (unless O(encryption=none)) and opened with the move's token: the control conversation, the root
     filesystem and images as tar streams, and CRIU's pages, which AutoPod relays (CRIU itself never touches the
-    network).
+    network)."
   - "The pod is never lost and never runs twice: it is dumped with C(--leave-stopped), so a stopped copy stays here
     until the destination says the pod runs there (for post-copy: that every page has arrived). On any failure
     before that, the copy here is revived where it stopped: its network lock is removed, its TCP connections taken

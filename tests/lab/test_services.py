@@ -31,8 +31,8 @@ def moved_under_load(lab, client, name, source, destination, strategy, definitio
 
 
 # Files owned by each service's own user, which copy storage must bring with their owners and modes.
-OWNED = {"redis": ["var/lib/redis"], "postgres": ["var/lib/postgresql/15/main", "var/lib/postgresql/15/main/base",
-                                                   "etc/postgresql/15/main/pg_hba.conf"],
+OWNED = {"redis": ["var/lib/redis"],
+         "postgres": ["var/lib/postgresql/15/main", "var/lib/postgresql/15/main/base", "etc/postgresql/15/main/pg_hba.conf"],
          "nginx": ["var/www/html", "var/lib/nginx"]}
 
 

@@ -257,7 +257,7 @@ class SourceConversation:
         figures = self._figures(strategy)
         figures.update({
             "changed": True, "result": result, "runs_on": runs_on, "destination": self.destination,
-            "downtime_ms": frozen_ms, "frozen_ms": frozen_ms, # a lazy dump's own clock runs until its last page is served
+            "downtime_ms": frozen_ms, "frozen_ms": frozen_ms,  # a lazy dump's own clock runs until its last page is served
             "criu_frozen_ms": None if strategy == P.POST_COPY else round(stats.get("frozen_time_us", 0) / 1000, 1),
             "final_dump_pages": stats.get("pages_written", 0), "destination_report": running,
             "bytes": dict(self.bytes, pages=pages, channel=self.channel.sent + self.channel.received,

@@ -97,7 +97,7 @@ class SourcePod:
 
     def _wait_status(self, read_fd: int, deadline: float) -> bool:
         with os.fdopen(read_fd, "rb") as status:
-            ready, _, _ = select.select([status], [], [], max(deadline - time.monotonic(), 0))
+            ready = select.select([status], [], [], max(deadline - time.monotonic(), 0))[0]
             return bool(ready) and bool(status.read(1))
 
     def _wait_exit(self, deadline: float) -> Optional[int]:

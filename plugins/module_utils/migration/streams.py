@@ -140,7 +140,7 @@ class _Ends:
         decrypted = [s for s in readers if isinstance(s, ssl.SSLSocket) and s.pending()]
         if decrypted:  # TLS already holds plaintext that select cannot see
             return decrypted, []
-        readable, writable, _ = select.select(readers, writers, [], timeout)
+        readable, writable = select.select(readers, writers, [], timeout)[:2]
         return readable, writable
 
     def read(self, sock: socket.socket) -> int:
