@@ -32,7 +32,7 @@ description:
   - The pod stays frozen at most O(max_freeze) seconds; a destination that stops answering (packets dropped) is given
     up after that, and the pod resumes here. A failed post-copied pod whose memory had not all left this host when
     the destination went silent is revived here after the destination's own stall limit has passed, and the result
-    says how long it had run there (RV(lost_ms)): that time is lost.
+    says how long it had run there (RV(lost_ms)), time whose work is lost.
   - After a successful move the pod is forgotten here (its manifest becomes a tombstone, state C(moved), so this
     host never starts it from the old definition) and its images are removed; with O(storage=copy) its rootfs stays
     here, so a later move back sends only what changed.
