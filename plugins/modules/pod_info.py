@@ -57,10 +57,59 @@ pods:
       returned: always
       sample: web
     state:
-      description: One of V(running), V(stopped), V(checkpointed).
+      description:
+        - One of V(running), V(stopped), V(checkpointed); V(moved) for a pod that moved to another host (a tombstone
+          that keeps it from starting here again), V(incoming) while a receiver waits for it, V(incomplete) for a
+          move to this host that never finished.
       type: str
       returned: always
       sample: running
+    definition:
+      description: The pod's definition as validated (the options of M(autopod.autopod.pod_create)); what
+        M(autopod.autopod.pod_receive) takes to receive it elsewhere.
+      type: dict
+      returned: always
+      sample: {"name": "web", "rootfs": "/srv/pods/web", "command": ["/usr/sbin/nginx"], "user": null}
+    home:
+      description: The host the pod belongs on, recorded by a move (null for a pod that never moved).
+      type: str
+      returned: always
+      sample: web1
+    generation:
+      description: How many times the pod was started, restored or received here; a stale copy has a lower one.
+      type: int
+      returned: always
+      sample: 3
+    moved_to:
+      description: For V(moved), the host the pod moved to.
+      type: str
+      returned: always
+      sample: web2
+    moving:
+      description: What move is under way for the pod here, if any (a receiver waiting, a move leaving).
+      type: str
+      returned: always
+      sample: null
+    rootfs:
+      description: The pod's root filesystem.
+      type: str
+      returned: always
+      sample: /srv/pods/web
+    bridge:
+      description: The host bridge its veth joins; null for a pod without network.
+      type: str
+      returned: always
+      sample: br0
+    supervisor_pid:
+      description: PID of the pod's supervisor, when it runs.
+      type: int
+      returned: always
+      sample: 4241
+    console_log:
+      description: The file (on the host) that holds the pod's standard output and error.
+      type: str
+      returned: always
+      sample: /srv/pods/web/.autopod/console.log
     init_pid:
       description: Host PID of the pod's first process, when it runs; null otherwise.
       type: int
