@@ -33,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [ROOT, os.path.join(ROOT, ".collections")]
@@ -64,7 +65,7 @@ def _busy_cpu_seconds() -> float:
 
 
 def measure_moves(inventory: str, mib: int, strategy: str, runs: int, encryption: str) -> dict:
-    name = "bench-%d-%s" % (mib, strategy.split("-")[0])
+    name = "bench-%d-%s-%s" % (mib, strategy.split("-")[0], encryption)
     pods.place(inventory, "lab1", name, 10, mib=mib)
     watcher = pods.client(10)
     rows, here, there = [], "lab1", "lab2"
@@ -178,11 +179,19 @@ def main() -> None:
             prepare_podman(os.path.join(topo.shared_source(), "base-rootfs"))
             for mib in (int(s) for s in args.sizes.split(",")):
                 results["podman"]["%d MiB" % mib] = measure_podman(mib, args.runs)
-    finally:
+    except Exception:  # what was measured is still printed, below
+        traceback.print_exc()
+        failed = True
+    else:
+        failed = False
+    try:
         control.down()
         reap_orphans()
+    except Exception:
+        print("cleanup failed:\n" + traceback.format_exc(), file=sys.stderr)
     print_tables(results)
     print(json.dumps(results, indent=1))
+    sys.exit(1 if failed else 0)
 
 
 def print_tables(results: dict) -> None:
