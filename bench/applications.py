@@ -212,8 +212,9 @@ def move_pause(inventory: str, app: str, definition: Dict) -> Dict:
             client.wait_requests(100, timeout=120)
             client.stop()
             assert not client.errors() and not client.lost(), client.report()
-            return {"pause_ms": round(client.longest_wait(started) * 1000), "frozen_ms": moved["frozen_ms"]}
-        return {"pause_ms": moved["frozen_ms"], "frozen_ms": moved["frozen_ms"]}
+        return {"pause_ms": round(client.longest_wait(started) * 1000) if client else moved["frozen_ms"],
+                "frozen_ms": moved["frozen_ms"], "frozen_phases_ms": pods.frozen_phases(moved),
+                "mib_between_hosts": {kind: round(count / 2**20, 1) for kind, count in moved["bytes"].items()}}
     finally:
         if client:
             client.close()

@@ -34,16 +34,6 @@ HOSTS = ("lab1", "lab2")
 OFFSETS = {"redis": 60, "postgres": 61, "nginx": 62}
 
 
-def phases(moved: dict) -> dict:
-    """The frozen time of one move, by phase (pod_migrate's timings)."""
-    timings = moved.get("timings", {})
-    return {"dump": timings.get("dump_ms", 0),
-            "transfer": sum(timings.get(k, 0) for k in ("rootfs_final_ms", "pages_ms", "images_ms")
-                            if not (k == "pages_ms" and moved.get("strategy") == "post-copy")),
-            "restore": timings.get("restore_remote_ms", 0),
-            "network_and_resume": timings.get("resume_remote_ms", 0)}
-
-
 def soak(inventory: str, service: str, moves: int, out) -> dict:
     name = "soak-" + service
     definition = pods.place_service(inventory, HOSTS[0], service, name, OFFSETS[service])["pod"]["definition"]
@@ -62,7 +52,7 @@ def soak(inventory: str, service: str, moves: int, out) -> dict:
                 failures.append("move %d: %s" % (number, exc))
             wait = round(client.longest_wait(started) * 1000, 1)
             row = {"service": service, "move": number, "strategy": strategy, "result": moved.get("result"),
-                   "client_longest_wait_ms": wait, "frozen_ms": moved.get("frozen_ms"), "phases_ms": phases(moved),
+                   "client_longest_wait_ms": wait, "frozen_ms": moved.get("frozen_ms"), "phases_ms": pods.frozen_phases(moved),
                    "errors": client.errors(), "msg": moved.get("msg")}
             out.write(json.dumps(row) + "\n")
             out.flush()

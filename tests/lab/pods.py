@@ -153,6 +153,16 @@ def migrate(inventory: str, name: str, source: str, receiver: Dict[str, Any], cr
     return module("pod_migrate", args, host=source, inventory=inventory)
 
 
+def frozen_phases(moved: Dict[str, Any]) -> Dict[str, float]:
+    """A move's frozen time by phase, in ms, from pod_migrate's timings: the dump, what crossed while frozen
+    (the rootfs's second pass, the images, and the pages unless they follow the pod), the restore on the
+    destination, and its network attach and resume."""
+    timings = moved.get("timings", {})
+    crossing = ("rootfs_final_ms", "images_ms") + (() if moved.get("strategy") == "post-copy" else ("pages_ms",))
+    return {"dump": timings.get("dump_ms", 0), "transfer": sum(timings.get(k, 0) for k in crossing),
+            "restore": timings.get("restore_remote_ms", 0), "network_and_resume": timings.get("resume_remote_ms", 0)}
+
+
 def move(inventory: str, name: str, source: str, destination: str, storage: str = "copy",
          strategy: str = "auto", definition: Optional[Dict[str, Any]] = None, encryption: str = "tls",
          **extra: Any) -> Dict[str, Any]:
