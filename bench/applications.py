@@ -133,7 +133,7 @@ def answers(app: str, address: str, port: int) -> bool:
         if app == "postgres":
             return "accepting" in pods.client_tool(["pg_isready", "-h", address, "-p", str(port)], 10)
         return "Requests/sec" in pods.client_tool(["wrk", "-t", "1", "-c", "1", "-d", "1s",
-                                              "http://%s:%d/" % (address, port)], 10)
+                                                   "http://%s:%d/" % (address, port)], 10)
     except subprocess.CalledProcessError:
         return False
 
