@@ -153,7 +153,7 @@ class Channel:
                 info.pax_headers[MTIME_NS] = str(os.lstat(path).st_mtime_ns)
                 if info.isfile():
                     with open(path, "rb") as content:
-                        archive.addfile(info, content)
+                        archive.addfile(info, _Padded(content))
                 else:
                     archive.addfile(info)
         chunks.close()
@@ -176,6 +176,20 @@ class Channel:
 
     def close(self) -> None:
         self.sock.close()
+
+
+class _Padded:
+    """A file being sent while the pod runs may shrink between its stat and its read (a log rotated, a file
+    rewritten with `>`); tarfile would then fail the whole move with "unexpected end of data". What is
+    missing is sent as zeroes instead: the entry carries the mtime of its stat, which the file no longer
+    has, so the pass made while the pod is frozen sends it again, whole."""
+
+    def __init__(self, content) -> None:
+        self.content = content
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.content.read(size)
+        return data + bytes(size - len(data)) if 0 < size and len(data) < size else data
 
 
 class _Patience:

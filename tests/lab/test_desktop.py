@@ -75,7 +75,7 @@ def test_a_desktop_session_moves_and_its_viewer_stays_connected(lab, session, tm
         before = viewer.screenshot(str(tmp_path / ("%s-before.png" % strategy)))
         counted = count(host, rootfs)
         moved = pods.move(lab, "desk", host, destination, strategy=strategy, definition=definition)
-        assert moved.get("changed") and moved["result"] == "moved", moved
+        assert moved.get("changed") and moved["result"] == "moved", moved.get("msg")
         now = wait_count(destination, rootfs, counted + 1)
         assert now < counted + 30, "the count went on from %d (it did not start again): %d" % (counted, now)
         after = viewer.screenshot(str(tmp_path / ("%s-after.png" % strategy)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import socket
 import stat
@@ -137,6 +138,11 @@ def test_a_symlink_cannot_carry_a_later_member_outside(tmp_path):
     os.symlink("/etc", tmp_path / "dst" / "etc")
     with pytest.raises(AutopodError, match="points outside"):
         guard.check(_member("etc/evil"))
+
+
+def test_a_file_that_shrinks_while_it_is_read_is_padded_for_the_next_pass_to_correct():
+    padded = transfer._Padded(io.BytesIO(b"ab"))
+    assert padded.read(5) == b"ab\0\0\0" and padded.read(3) == b"\0\0\0" and padded.read(0) == b""
 
 
 def test_a_broken_connection_is_an_error(channels):
