@@ -44,7 +44,7 @@ sys.path[:0] = [ROOT, os.path.join(ROOT, ".collections")]
 from lab import control  # noqa: E402
 from lab import topology as topo  # noqa: E402
 from tests.lab import pods  # noqa: E402
-from tests.lab.test_desktop import count, desktop_rootfs  # noqa: E402
+from tests.lab.test_desktop import count  # noqa: E402
 from tests.support.cleanup import adopt_orphans, reap_orphans  # noqa: E402
 from workloads import desktop, services  # noqa: E402
 
@@ -98,7 +98,7 @@ def pod_command(app: str) -> List[str]:
 
 def copy_rootfs(inventory: str, app: str) -> str:
     rootfs = os.path.join(pods.PODS_DIR, "app-" + app)
-    source = desktop_rootfs() if app == "desktop" else pods.services_rootfs()
+    source = pods.desktop_rootfs() if app == "desktop" else pods.services_rootfs()
     pods.shell(inventory, HOST, "rm -rf %s && mkdir -p %s && cp -a %s %s" % (rootfs, pods.PODS_DIR, source, rootfs))
     return rootfs
 

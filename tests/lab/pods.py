@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from ansible_collections.autopod.autopod.plugins.lookup.move_credentials import make_credentials
 from lab import topology as topo
 from tests.support.ansible_cli import module
-from workloads import redis_client, services
+from workloads import desktop, redis_client, services
 from workloads.rootfs import build_rootfs
 from workloads.stream_client import StreamClient
 
@@ -46,14 +46,25 @@ def pg_amcheck(address: str) -> str:
                         "-h", address, "-U", "postgres", "postgres"], 900)
 
 
-def services_rootfs() -> str:
-    """The services' rootfs (Redis, PostgreSQL, nginx from Debian), where every lab host sees it."""
-    path = os.path.join(topo.shared_source(), "services-rootfs")
-    if not os.path.exists(os.path.join(path, services.STAMP)):
+def _shared_copy(name: str, stamp: str, build: Callable[[], str]) -> str:
+    """A cached rootfs copied to the lab's shared storage (once per lab, while its stamp is there), as
+    every lab host sees it."""
+    path = os.path.join(topo.shared_source(), name)
+    if not os.path.exists(os.path.join(path, stamp)):
         shutil.rmtree(path, ignore_errors=True)
         # cp -a, not shutil.copytree: a debootstrap root has device nodes, which copytree would read from
-        subprocess.run(["cp", "-a", services.build_services_rootfs(), path], check=True)
-    return topo.SHARED_DIR + "/services-rootfs"
+        subprocess.run(["cp", "-a", build(), path], check=True)
+    return topo.SHARED_DIR + "/" + name
+
+
+def services_rootfs() -> str:
+    """The services' rootfs (Redis, PostgreSQL, nginx from Debian)."""
+    return _shared_copy("services-rootfs", services.STAMP, services.build_services_rootfs)
+
+
+def desktop_rootfs() -> str:
+    """The desktop session's rootfs (Xvnc, xclock, xterm from Debian)."""
+    return _shared_copy("desktop-rootfs", desktop.STAMP, desktop.build_desktop_rootfs)
 
 
 def place_service(inventory: str, host: str, service: str, name: str, offset: int) -> Dict[str, Any]:

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
 import threading
 import time
 
@@ -22,14 +20,6 @@ from tests.lab import pods
 from workloads import desktop
 
 OFFSET = 30
-
-
-def desktop_rootfs() -> str:
-    path = os.path.join(topo.shared_source(), "desktop-rootfs")
-    if not os.path.exists(os.path.join(path, desktop.STAMP)):
-        shutil.rmtree(path, ignore_errors=True)
-        subprocess.run(["cp", "-a", desktop.build_desktop_rootfs(), path], check=True)
-    return topo.SHARED_DIR + "/desktop-rootfs"
 
 
 def count(host: str, rootfs: str) -> int:
@@ -56,7 +46,7 @@ def wait_count(host: str, rootfs: str, above: int, timeout: float = 30) -> int:
 def session(lab, hosts):
     rootfs = os.path.join(pods.PODS_DIR, "desk")
     pods.shell(lab, "lab1", "rm -rf %s && mkdir -p %s && cp -a %s %s"
-               % (rootfs, pods.PODS_DIR, desktop_rootfs(), rootfs))
+               % (rootfs, pods.PODS_DIR, pods.desktop_rootfs(), rootfs))
     created = pods.module("pod_create", desktop.pod_args("desk", rootfs, "%s/%d" % (topo.pod_ip(OFFSET), topo.PREFIXLEN),
                                                          topo.HOST_BRIDGE), host="lab1", inventory=lab)
     assert created.get("changed") and created["pod"]["state"] == "running", created
