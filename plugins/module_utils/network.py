@@ -126,13 +126,30 @@ def _disable_ipv6(interface: str) -> None:
         pass
 
 
+def _make_shared_mount_point(directory: str) -> None:
+    """Make `directory` a shared mount point, as iproute2's `ip netns add` and Podman do before pinning.
+
+    Either of them, finding it a plain directory, bind-mounts it over itself: namespace files pinned
+    before that end up hidden underneath, and unlinking them gives EBUSY (docs/design.md, "`ip
+    netns` and /run/netns"). Once it is a mount point, they leave it as it is.
+    """
+    os.makedirs(directory, exist_ok=True)
+    try:
+        linux.mount(None, directory, None, linux.MS_SHARED | linux.MS_REC)
+    except OSError as exc:
+        if exc.errno != errno.EINVAL:  # EINVAL: not a mount point yet
+            raise
+        linux.mount(directory, directory, None, linux.MS_BIND | linux.MS_REC)
+        linux.mount(None, directory, None, linux.MS_SHARED | linux.MS_REC)
+
+
 def create_netns(path: str) -> None:
     """A named network namespace, as `ip netns add` makes one: a new netns bind-mounted at `path`.
 
     unshare(CLONE_NEWNET) changes only the calling thread's namespace, so a short-lived
     thread does it and this thread stays where it is.
     """
-    os.makedirs(NETNS_DIR, exist_ok=True)
+    _make_shared_mount_point(os.path.dirname(path))
     with open(path, "x"):
         pass
     failure: List[BaseException] = []
