@@ -28,7 +28,6 @@ Run as root after scripts/setup.sh:  .venv/bin/python bench/applications.py [--a
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import subprocess
@@ -36,16 +35,15 @@ import sys
 import threading
 import time
 import traceback
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [ROOT, os.path.join(ROOT, ".collections")]
 
-from lab import control  # noqa: E402
+from bench import session  # noqa: E402
 from lab import topology as topo  # noqa: E402
 from tests.lab import pods  # noqa: E402
 from tests.lab.test_desktop import count  # noqa: E402
-from tests.support.cleanup import adopt_orphans, reap_orphans  # noqa: E402
 from workloads import desktop, services  # noqa: E402
 
 HOST, PEER = "lab1", "lab2"
@@ -272,29 +270,22 @@ def main() -> int:
     if subprocess.run(["which", "wrk"], stdout=subprocess.DEVNULL, check=False).returncode:
         subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], check=True,
                        env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
-    adopt_orphans()
-    control.down()
-    inventory = control.up(2)
     results: List[Dict] = []
-    failure: Optional[str] = None
-    try:
-        for app in args.apps.split(","):
-            try:
-                results.append(measure(inventory, app))
-                print(json.dumps(results[-1]), flush=True)
-            except Exception:  # the others still run; this one is reported
-                failure = traceback.format_exc()
-                print("%s failed:\n%s" % (app, failure), flush=True)
-            pods.remove_everywhere(inventory, [HOST, PEER])
-    finally:
-        print("\nmachine: kernel %s, %d CPUs, lab hosts on one machine\n" % (os.uname().release, os.cpu_count()))
-        print_table(results)
+    with session.measuring("applications", session.lab_cleanup) as measured:
         try:
-            control.down()
-            reap_orphans()
-        except Exception:
-            print("cleanup failed:\n" + traceback.format_exc(), file=sys.stderr)
-    return 1 if failure else 0
+            inventory = session.lab_up(2)
+            for app in args.apps.split(","):
+                try:
+                    results.append(measure(inventory, app))
+                    measured.add(app, results[-1])
+                except Exception:  # the others still run; this one is reported
+                    measured.failed = True
+                    print("%s failed:\n%s" % (app, traceback.format_exc()), flush=True)
+                pods.remove_everywhere(inventory, [HOST, PEER])
+        finally:
+            print("\nmachine: kernel %s, %d CPUs, lab hosts on one machine\n" % (os.uname().release, os.cpu_count()))
+            print_table(results)
+    return measured.exit_code
 
 
 if __name__ == "__main__":

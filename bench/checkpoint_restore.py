@@ -28,6 +28,7 @@ from pyroute2 import IPRoute  # noqa: E402
 
 from ansible_collections.autopod.autopod.plugins.module_utils import linux  # noqa: E402
 
+from bench import session  # noqa: E402
 from tests.support.ansible_cli import module  # noqa: E402
 from tests.support.cleanup import adopt_orphans, reap_orphans, remove_pod_leftovers, remove_state_dir  # noqa: E402
 from workloads.rootfs import build_rootfs  # noqa: E402
@@ -139,7 +140,7 @@ def private_tmpfs_run() -> None:
         os.mkdir(os.path.join("/run", sub))
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[1])
     parser.add_argument("--image-base", default="/dev/shm/autopod-bench",
                         help="where images are written (default: tmpfs)")
@@ -149,31 +150,35 @@ def main() -> None:
                         help="run in a private mount namespace whose /run is a tmpfs, as on a systemd host, so "
                              "CRIU can cache its kernel probe in /run/criu.kdat (it refuses to on other filesystems)")
     args = parser.parse_args()
-    if os.geteuid() != 0:
-        sys.exit("run as root")
     if args.tmpfs_run:
         private_tmpfs_run()
-    adopt_orphans()
-    remove_state_dir(os.path.join(WORK, "state"))
-    remove_pod_leftovers("bench-")
-    _bridge(up=True)
-    os.makedirs(args.image_base, mode=0o700, exist_ok=True)
-    try:
-        rootfs = build_rootfs(os.path.join(WORK, "rootfs"))
-        results = {"machine": {"kernel": os.uname().release, "cpus": os.cpu_count(),
-                               "criu": module("criu_info", {"criu_path": CRIU}).get("version"),
-                               "image_base": args.image_base, "run_is_tmpfs": args.tmpfs_run},
-                   "sizes": {}}
-        for mib in (int(s) for s in args.sizes.split(",")):
-            results["sizes"]["%d MiB" % mib] = run_size(rootfs, mib, args.runs, args.image_base)
-            results["sizes"]["%d MiB" % mib]["floor"] = floor(args.image_base, mib << 20)
-    finally:
+    results = {"machine": {"image_base": args.image_base, "run_is_tmpfs": args.tmpfs_run}, "sizes": {}}
+
+    def _cleanup() -> None:
         remove_state_dir(os.path.join(WORK, "state"))
         _bridge(up=False)
         shutil.rmtree(args.image_base, ignore_errors=True)
         reap_orphans()
-    print_table(results)
-    print(json.dumps(results, indent=1))
+
+    with session.measuring("checkpoint_restore", _cleanup) as measured:
+        try:
+            adopt_orphans()
+            remove_state_dir(os.path.join(WORK, "state"))
+            remove_pod_leftovers("bench-")
+            _bridge(up=True)
+            os.makedirs(args.image_base, mode=0o700, exist_ok=True)
+            rootfs = build_rootfs(os.path.join(WORK, "rootfs"))
+            results["machine"].update(kernel=os.uname().release, cpus=os.cpu_count(),
+                                      criu=module("criu_info", {"criu_path": CRIU}).get("version"))
+            for mib in (int(s) for s in args.sizes.split(",")):
+                row = run_size(rootfs, mib, args.runs, args.image_base)
+                row["floor"] = floor(args.image_base, mib << 20)
+                results["sizes"]["%d MiB" % mib] = row
+                measured.add("%d MiB" % mib, row)
+        finally:
+            print_table(results)
+            print(json.dumps(results, indent=1))
+    return measured.exit_code
 
 
 def print_table(results: dict) -> None:
@@ -191,4 +196,4 @@ def print_table(results: dict) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

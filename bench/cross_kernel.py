@@ -21,9 +21,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [ROOT, os.path.join(ROOT, ".collections")]
 
 from bench.migration import measure_moves  # noqa: E402
+from bench import session  # noqa: E402
 from lab import control  # noqa: E402
 from tests.lab import pods  # noqa: E402
-from tests.support.cleanup import adopt_orphans, reap_orphans  # noqa: E402
+from tests.support.cleanup import reap_orphans  # noqa: E402
 
 # (label, kind of lab host, kernels, strategies): pre-copy needs soft-dirty tracking, which Debian's
 # kernels have and this machine's lacks
@@ -31,29 +32,30 @@ LABS = (("QEMU guests, 6.1 <-> 6.12 (TCG)", control.QEMU, ("6.1", "6.12"), ("pos
         ("namespace lab hosts, same kernel", control.NAMESPACE, (), ("post-copy", "stop-and-copy")))
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--mib", type=int, default=16)
     args = parser.parse_args()
-    if os.geteuid() != 0:
-        sys.exit("run as root")
-    adopt_orphans()
     results = {"machine": {"kernel": os.uname().release, "cpus": os.cpu_count()}, "moves": {}}
-    try:
-        for label, kind, series, strategies in LABS:
-            control.down()
-            inventory = control.up(2, kind, series)
-            pods.base_rootfs()
-            for strategy in strategies:
-                key = "%s, %s" % (label, strategy)
-                results["moves"][key] = measure_moves(inventory, args.mib, strategy, args.runs)
-                reap_orphans()
-    finally:
-        control.down()
-        reap_orphans()
+    with session.measuring("cross_kernel", session.lab_cleanup) as measured:
+        try:
+            for label, kind, series, strategies in LABS:
+                inventory = session.lab_up(2, kind, series)
+                pods.base_rootfs()
+                for strategy in strategies:
+                    key = "%s, %s" % (label, strategy)
+                    results["moves"][key] = measure_moves(inventory, args.mib, strategy, args.runs)
+                    measured.add(key, results["moves"][key])
+                    reap_orphans()
+        finally:
+            print_table(results, args.mib)
+    return measured.exit_code
+
+
+def print_table(results: dict, mib: int) -> None:
     print("| %d MiB pod moved between | client's longest pause ms | frozen ms | MiB between hosts | "
-          "end-to-end ms (3 Ansible tasks) |" % args.mib)
+          "end-to-end ms (3 Ansible tasks) |" % mib)
     print("|---|---|---|---|---|")
     for label, row in results["moves"].items():
         cells = (label, row["client_pause_ms"], row["frozen_ms"], row["bytes_between_hosts"] / 2**20,
@@ -63,4 +65,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

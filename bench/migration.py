@@ -33,15 +33,14 @@ import subprocess
 import sys
 import tempfile
 import time
-import traceback
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [ROOT, os.path.join(ROOT, ".collections")]
 
-from lab import control  # noqa: E402
+from bench import session  # noqa: E402
 from lab import topology as topo  # noqa: E402
 from tests.lab import pods  # noqa: E402
-from tests.support.cleanup import adopt_orphans, reap_orphans  # noqa: E402
+from tests.support.cleanup import reap_orphans  # noqa: E402
 from workloads.stream_client import StreamClient  # noqa: E402
 
 CONTAINERS_CONF = """[containers]
@@ -159,39 +158,28 @@ def main() -> None:
     parser.add_argument("--encryption", default="tls,none", help="tls, none, or both (the default)")
     parser.add_argument("--no-podman", action="store_true")
     args = parser.parse_args()
-    if os.geteuid() != 0:
-        sys.exit("run as root")
-    adopt_orphans()
-    control.down()
-    inventory = control.up(2)
     results = {"machine": {"kernel": os.uname().release, "cpus": os.cpu_count(), "images": "tmpfs",
                            "storage": "copy", "lab_hosts": 2}, "autopod": {}, "podman": {}}
-    try:
-        pods.base_rootfs()
-        for mib in (int(s) for s in args.sizes.split(",")):
-            for strategy in args.strategies.split(","):
-                for encryption in args.encryption.split(","):
-                    case = "%d MiB %s %s" % (mib, strategy, "TLS" if encryption == "tls" else "clear")
-                    results["autopod"][case] = measure_moves(inventory, mib, strategy, args.runs, encryption)
-                    print(case, json.dumps(results["autopod"][case]), flush=True)
-                    reap_orphans()
-        if not args.no_podman:
-            prepare_podman(os.path.join(topo.shared_source(), "base-rootfs"))
+    with session.measuring("migration", session.lab_cleanup) as measured:
+        try:
+            inventory = session.lab_up(2)
+            pods.base_rootfs()
             for mib in (int(s) for s in args.sizes.split(",")):
-                results["podman"]["%d MiB" % mib] = measure_podman(mib, args.runs)
-    except Exception:  # what was measured is still printed, below
-        traceback.print_exc()
-        failed = True
-    else:
-        failed = False
-    try:
-        control.down()
-        reap_orphans()
-    except Exception:
-        print("cleanup failed:\n" + traceback.format_exc(), file=sys.stderr)
-    print_tables(results)
-    print(json.dumps(results, indent=1))
-    sys.exit(1 if failed else 0)
+                for strategy in args.strategies.split(","):
+                    for encryption in args.encryption.split(","):
+                        case = "%d MiB %s %s" % (mib, strategy, "TLS" if encryption == "tls" else "clear")
+                        results["autopod"][case] = measure_moves(inventory, mib, strategy, args.runs, encryption)
+                        measured.add("autopod " + case, results["autopod"][case])
+                        reap_orphans()
+            if not args.no_podman:
+                prepare_podman(os.path.join(topo.shared_source(), "base-rootfs"))
+                for mib in (int(s) for s in args.sizes.split(",")):
+                    results["podman"]["%d MiB" % mib] = measure_podman(mib, args.runs)
+                    measured.add("podman %d MiB" % mib, results["podman"]["%d MiB" % mib])
+        finally:
+            print_tables(results)
+            print(json.dumps(results, indent=1))
+    sys.exit(measured.exit_code)
 
 
 def print_tables(results: dict) -> None:

@@ -23,11 +23,11 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [ROOT, os.path.join(ROOT, ".collections")]
 
+from bench import session  # noqa: E402
 from lab import aptrepo, control  # noqa: E402
 from lab import topology as topo  # noqa: E402
 from tests.lab import pods  # noqa: E402
 from tests.support.ansible_cli import module  # noqa: E402
-from tests.support.cleanup import adopt_orphans, reap_orphans  # noqa: E402
 
 HOSTS = ["lab1", "lab2", "lab3"]
 KERNEL = [aptrepo.Package("autopod-demo-kernel", v, "autopod-lab-security", needs_reboot=True)
@@ -80,37 +80,41 @@ def baseline(inventory: str) -> dict:
     return {"total_s": round(time.monotonic() - started, 1), "outage_ms": outages}
 
 
-def main() -> None:
-    if os.geteuid() != 0:
-        sys.exit("run as root")
-    adopt_orphans()
-    control.down()
-    inventory = control.up(len(HOSTS))
-    try:
-        pods.base_rootfs()
-        aptrepo.publish(topo.repo_dir(), KERNEL[:1])
-        for index, host in enumerate(HOSTS):
-            pods.shell(inventory, host, "apt-get update -q && apt-get install -y -q autopod-demo-kernel=1.0 "
-                                        "&& rm -f /var/run/reboot-required*")
-            pods.place(inventory, host, "bench-%s" % host, 30 + index, mib=16)
-        aptrepo.publish(topo.repo_dir(), KERNEL[:2])
-        autopod = rolling_patch(inventory)
-        aptrepo.publish(topo.repo_dir(), KERNEL)
-        without = baseline(inventory)
-    finally:
-        pods.remove_everywhere(inventory, HOSTS)
-        control.down()
-        reap_orphans()
-    results = {"machine": {"kernel": os.uname().release, "cpus": os.cpu_count(), "lab_hosts": len(HOSTS)},
-               "autopod": autopod, "without_pods": without}
+def main() -> int:
+    results = {"machine": {"kernel": os.uname().release, "cpus": os.cpu_count(), "lab_hosts": len(HOSTS)}}
+    with session.measuring("rolling_patch", session.lab_cleanup) as measured:
+        try:
+            inventory = session.lab_up(len(HOSTS))
+            pods.base_rootfs()
+            aptrepo.publish(topo.repo_dir(), KERNEL[:1])
+            for index, host in enumerate(HOSTS):
+                pods.shell(inventory, host, "apt-get update -q && apt-get install -y -q autopod-demo-kernel=1.0 "
+                                            "&& rm -f /var/run/reboot-required*")
+                pods.place(inventory, host, "bench-%s" % host, 30 + index, mib=16)
+            aptrepo.publish(topo.repo_dir(), KERNEL[:2])
+            results["autopod"] = rolling_patch(inventory)
+            measured.add("autopod", results["autopod"])
+            aptrepo.publish(topo.repo_dir(), KERNEL)
+            results["without_pods"] = baseline(inventory)
+            measured.add("without pods", results["without_pods"])
+        finally:
+            print_table(results)
+            print(json.dumps(results, indent=1))
+    return measured.exit_code
+
+
+def print_table(results: dict) -> None:
     print("| | total s | per service: longest interruption ms |")
     print("|---|---|---|")
-    print("| AutoPod rolling_patch.yml (pods move, connections stay open) | %.0f | %s |"
-          % (autopod["total_s"], ", ".join("%.0f" % v for v in autopod["longest_pause_ms"].values())))
-    print("| without pods: stop, upgrade, reboot, start (outage until it answers) | %.0f | %s |"
-          % (without["total_s"], ", ".join("%.0f" % v for v in without["outage_ms"].values())))
-    print(json.dumps(results, indent=1))
+    if "autopod" in results:
+        print("| AutoPod rolling_patch.yml (pods move, connections stay open) | %.0f | %s |"
+              % (results["autopod"]["total_s"],
+                 ", ".join("%.0f" % v for v in results["autopod"]["longest_pause_ms"].values())))
+    if "without_pods" in results:
+        print("| without pods: stop, upgrade, reboot, start (outage until it answers) | %.0f | %s |"
+              % (results["without_pods"]["total_s"],
+                 ", ".join("%.0f" % v for v in results["without_pods"]["outage_ms"].values())))
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

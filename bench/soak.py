@@ -21,20 +21,18 @@ import os
 import statistics
 import sys
 import time
-import traceback
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [ROOT, os.path.join(ROOT, ".collections")]
 
-from lab import control  # noqa: E402
+from bench import session  # noqa: E402
 from tests.lab import pods  # noqa: E402
-from tests.support.cleanup import adopt_orphans, reap_orphans  # noqa: E402
 
 HOSTS = ("lab1", "lab2")
 OFFSETS = {"redis": 60, "postgres": 61, "nginx": 62}
 
 
-def soak(inventory: str, service: str, moves: int, out) -> dict:
+def soak(inventory: str, service: str, moves: int, measured: session.Results) -> dict:
     name = "soak-" + service
     definition = pods.place_service(inventory, HOSTS[0], service, name, OFFSETS[service])["pod"]["definition"]
     client = pods.service_client(service, OFFSETS[service])
@@ -54,8 +52,7 @@ def soak(inventory: str, service: str, moves: int, out) -> dict:
             row = {"service": service, "move": number, "strategy": strategy, "result": moved.get("result"),
                    "client_longest_wait_ms": wait, "frozen_ms": moved.get("frozen_ms"), "phases_ms": pods.frozen_phases(moved),
                    "errors": client.errors(), "msg": moved.get("msg")}
-            out.write(json.dumps(row) + "\n")
-            out.flush()
+            measured.add("%s move %d" % (service, number), row)
             if moved.get("result") != "moved" or client.errors():
                 failures.append("move %d: %s; %s" % (number, moved.get("msg"), client.errors()))
                 break
@@ -99,30 +96,22 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     parser.add_argument("--moves", type=int, default=200)
     parser.add_argument("--services", default="redis,postgres,nginx")
-    parser.add_argument("--out", default="/var/tmp/autopod-soak.jsonl", help="every move, as it is measured")
+    parser.add_argument("--out", help="every move, as it is measured (default: %s/soak.jsonl)" % session.RESULTS_DIR)
     args = parser.parse_args()
-    if os.geteuid() != 0:
-        sys.exit("run as root")
-    adopt_orphans()
-    control.down()
-    inventory = control.up(len(HOSTS))
     results = []
-    with open(args.out, "w") as out:
+    with session.measuring("soak", session.lab_cleanup, args.out) as measured:
         try:
+            inventory = session.lab_up(len(HOSTS))
             for service in args.services.split(","):
-                results.append(soak(inventory, service, args.moves, out))
+                results.append(soak(inventory, service, args.moves, measured))
                 print_table(results[-1:])
                 pods.remove_everywhere(inventory, list(HOSTS))
         finally:
             print("\nmachine: kernel %s, %d CPUs; moves of %s\n" % (os.uname().release, os.cpu_count(), args.services))
             print_table(results)
             print(json.dumps(results, indent=1))
-            try:
-                control.down()
-                reap_orphans()
-            except Exception:  # the figures above stand; say what the cleanup left
-                print("cleanup failed:\n" + traceback.format_exc(), file=sys.stderr)
-    return 0 if results and all(not r["failures"] and not r["client_errors"] and r["lost"] == 0 for r in results) else 1
+    clean = results and all(not r["failures"] and not r["client_errors"] and r["lost"] == 0 for r in results)
+    return 0 if clean and not measured.failed else 1
 
 
 if __name__ == "__main__":

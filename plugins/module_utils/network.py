@@ -131,9 +131,13 @@ def _make_shared_mount_point(directory: str) -> None:
 
     Either of them, finding it a plain directory, bind-mounts it over itself: namespace files pinned
     before that end up hidden underneath, and unlinking them gives EBUSY (docs/design.md, "`ip
-    netns` and /run/netns"). Once it is a mount point, they leave it as it is.
+    netns` and /run/netns"). Once it is a mount point, they leave it as it is. A directory that
+    already holds pins is left alone: binding it over itself would leave a copy of each pin under
+    the new mount, where it could not be removed either.
     """
     os.makedirs(directory, exist_ok=True)
+    if any(os.path.ismount(os.path.join(directory, entry)) for entry in os.listdir(directory)):
+        return
     try:
         linux.mount(None, directory, None, linux.MS_SHARED | linux.MS_REC)
     except OSError as exc:
