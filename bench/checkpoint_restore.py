@@ -150,6 +150,7 @@ def main() -> int:
                         help="run in a private mount namespace whose /run is a tmpfs, as on a systemd host, so "
                              "CRIU can cache its kernel probe in /run/criu.kdat (it refuses to on other filesystems)")
     args = parser.parse_args()
+    session.require_root()
     if args.tmpfs_run:
         private_tmpfs_run()
     results = {"machine": {"image_base": args.image_base, "run_is_tmpfs": args.tmpfs_run}, "sizes": {}}

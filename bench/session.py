@@ -50,8 +50,14 @@ class Results:
         return 1 if self.failed else 0
 
 
+def require_root() -> None:
+    if os.geteuid() != 0:
+        sys.exit("run as root")
+
+
 def lab_up(hosts: int, kind: str = control.NAMESPACE, kernel_series: Sequence[str] = ()) -> str:
     """A fresh lab (whatever an earlier run left is removed first); returns its inventory."""
+    require_root()
     adopt_orphans()
     control.down()
     return control.up(hosts, kind, kernel_series)
@@ -66,8 +72,6 @@ def lab_cleanup() -> None:
 def measuring(name: str, cleanup: Callable[[], None], out: Optional[str] = None) -> Iterator[Results]:
     """Run a benchmark's body: a failure in it is printed and makes the exit code 1, the results
     measured before it stay; then `cleanup` runs, and a failure there is printed after everything."""
-    if os.geteuid() != 0:
-        sys.exit("run as root")
     results = Results(out or os.path.join(RESULTS_DIR, name + ".jsonl"))
     try:
         yield results
