@@ -14,7 +14,7 @@ import shutil
 import time
 from typing import Any, Dict, List, Optional
 
-from ansible_collections.autopod.autopod.plugins.module_utils import linux, network, sandbox
+from ansible_collections.autopod.autopod.plugins.module_utils import capacity, linux, network, sandbox
 from ansible_collections.autopod.autopod.plugins.module_utils.errors import AutopodError
 from ansible_collections.autopod.autopod.plugins.module_utils.lifecycle import (
     check_network_free, check_paths, release, resident_memory, start_supervised, wait_supervisor)
@@ -198,6 +198,15 @@ class Pods:
             manifest = self.store.load(validate_name(name))
             return [self.describe(manifest)] if manifest else []
         return [self.describe(m) for m in self.store.all()]
+
+    def report(self, name: Optional[str], disk_usage: bool) -> Dict[str, Any]:
+        """pod_info's result: the pods, with what their root filesystems take if asked (a walk of each
+        tree), and the host's free figures, which peer placement plans with."""
+        pods = self.info(name)
+        for pod in pods:
+            if disk_usage and pod["state"] == RUNNING:
+                pod["disk_usage"] = capacity.tree_size(pod["rootfs"])
+        return {"changed": False, "pods": pods, "host": capacity.host_figures(self.store.state_dir)}
 
 
 def describe_spec(spec: PodSpec) -> Dict[str, Any]:

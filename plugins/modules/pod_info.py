@@ -27,6 +27,12 @@ options:
   name:
     description: Report only this pod. An unknown name gives an empty list.
     type: str
+  disk_usage:
+    description:
+      - Also report what each running pod's root filesystem takes on disk (RV(pods[].disk_usage)), by walking it;
+        peer placement counts it against a peer's free disk when root filesystems are copied.
+    type: bool
+    default: false
 seealso:
   - module: autopod.autopod.pod_create
 author:
@@ -45,6 +51,24 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+host:
+  description: What this host has free, as peer placement (P(autopod.autopod.place_pods#filter)) counts it.
+  returned: always
+  type: dict
+  contains:
+    memory_available:
+      description: Bytes of memory the kernel could give new processes without swapping (MemAvailable).
+      type: int
+      sample: 8375984128
+    disk_available:
+      description: Bytes free on the filesystem of O(state_dir).
+      type: int
+      sample: 51883204608
+    cpu_flags:
+      description: The CPU's feature flags (/proc/cpuinfo); a pod dumped here restores only where all of them exist.
+      type: list
+      elements: str
+      sample: [fpu, sse2, avx2]
 pods:
   description: The pods, sorted by name.
   returned: always
@@ -130,6 +154,11 @@ pods:
       type: int
       returned: always
       sample: 16842752
+    disk_usage:
+      description: Bytes its root filesystem takes on disk, for a running pod when O(disk_usage) is set.
+      type: int
+      returned: when O(disk_usage) is set and the pod runs
+      sample: 241172480
     uptime:
       description: Seconds since the pod was started or restored, when it runs.
       type: float
@@ -160,6 +189,7 @@ from ansible_collections.autopod.autopod.plugins.module_utils.pods import Pods
 
 ARGUMENT_SPEC = dict(
     name=dict(type="str"),
+    disk_usage=dict(type="bool", default=False),
     **STATE_DIR_ARGS,
 )
 
@@ -167,7 +197,7 @@ ARGUMENT_SPEC = dict(
 def main() -> None:
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     pods = Pods(module.params["state_dir"], module.check_mode)
-    run_module(module, lambda: {"changed": False, "pods": pods.info(module.params["name"])})
+    run_module(module, lambda: pods.report(module.params["name"], module.params["disk_usage"]))
 
 
 if __name__ == "__main__":

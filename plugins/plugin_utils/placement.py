@@ -1,7 +1,8 @@
 """Which peer takes which pod while a batch of hosts is patched: a pure function of the fleet's figures.
 
 Rules, in order:
-- a pod never goes to a host of the batch being patched (nor to one the run has given up on);
+- a pod never goes to a host of the batch being patched (nor to one the run has given up on), nor
+  outside the peers its host is allowed, when those are given;
 - a peer takes a pod only if the pod's CPU features are a subset of the peer's (CRIU refuses to restore
   on a CPU that lacks a feature the image was dumped with) and its CRIU is at least as new;
 - a peer is never given more memory or disk than it has free, counting every pod already planned for it;
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import heapq
 from dataclasses import dataclass, field
-from typing import Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 FALLBACK_PEERS = 2  # peers offered after the first, if it refuses
 
@@ -39,6 +40,7 @@ class Pod:
     host: str
     memory: int
     disk: int = 0
+    allowed: Optional[FrozenSet[str]] = None  # the only peers it may go to (autopod_peers), if set
 
 
 @dataclass
@@ -91,7 +93,7 @@ class _Fleet:
                 kept.append(entry)
                 if -entry[0] < pod.memory:  # every peer below has even less
                     break
-                if self.disk[entry[1]] >= pod.disk:
+                if self.disk[entry[1]] >= pod.disk and (pod.allowed is None or entry[1] in pod.allowed):
                     found.append(entry)
                     fitting += 1
             for entry in kept:
@@ -141,12 +143,25 @@ def place(hosts: Iterable[Host], pods: Iterable[Pod], batch: Iterable[str],
     return result
 
 
-def host_from_facts(name: str, facts: Mapping[str, object]) -> Host:
-    """A Host from pod_info's `host` result."""
-    return Host(name=name, memory_free=int(facts.get("memory_available") or 0),
-                disk_free=int(facts.get("disk_available") or 0),
-                cpu_flags=frozenset(facts.get("cpu_flags") or ()),
-                criu_version=_version(facts.get("criu_version")))
+def from_pod_info(results: Iterable[Mapping[str, Any]], allowed: Mapping[str, Sequence[str]]
+                  ) -> Tuple[List[Host], List[Pod]]:
+    """Hosts and pods from pod_info results registered in a loop over the hosts (`item` is the host).
+    A host whose result failed (unreachable, say) is left out: it takes nothing."""
+    hosts: List[Host] = []
+    pods: List[Pod] = []
+    for result in results:
+        if result.get("failed") or result.get("unreachable") or "host" not in result:
+            continue
+        name, facts = str(result["item"]), result["host"]
+        hosts.append(Host(name=name, memory_free=int(facts.get("memory_available") or 0),
+                          disk_free=int(facts.get("disk_available") or 0),
+                          cpu_flags=frozenset(facts.get("cpu_flags") or ()),
+                          criu_version=_version(facts.get("criu_version"))))
+        peers = frozenset(allowed[name]) if name in allowed else None
+        pods.extend(Pod(name=str(pod["name"]), host=name, memory=int(pod.get("resident_memory") or 0),
+                        disk=int(pod.get("disk_usage") or 0), allowed=peers)
+                    for pod in result.get("pods", []) if pod.get("state") == "running")
+    return hosts, pods
 
 
 def _version(text: Optional[object]) -> Tuple[int, ...]:

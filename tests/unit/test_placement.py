@@ -6,6 +6,9 @@ import random
 import time
 from collections import Counter
 
+import pytest
+from ansible.errors import AnsibleFilterError
+
 from ansible_collections.autopod.autopod.plugins.filter.place_pods import place_pods
 from ansible_collections.autopod.autopod.plugins.plugin_utils.placement import FALLBACK_PEERS, Host, Pod, place
 
@@ -78,21 +81,25 @@ def test_the_biggest_pods_are_placed_first():
     assert not plan.unplaced and plan.peers["big"][0] == "a"
 
 
-def test_the_filter_takes_pod_info_figures_and_refuses_a_pod_without_memory():
-    hosts = {"web1": {"memory_available": 4 << 30, "disk_available": 8 << 30, "cpu_flags": ["fpu"],
-                      "criu_version": "4.2"},
-             "web2": {"memory_available": 4 << 30, "disk_available": 8 << 30, "cpu_flags": ["fpu", "sse2"],
-                      "criu_version": "4.2.1"}}
-    plan = place_pods([{"name": "redis", "host": "web1", "memory": 1 << 30}], hosts, ["web1"])
-    assert plan["peers"] == {"redis": ["web2"]} and plan["load"]["web2"]["memory"] == 1 << 30
-    back = place_pods([{"name": "redis", "host": "web2", "memory": 1 << 30}], hosts, ["web2"])
+def _pod_info(host: str, flags: list, pods: list) -> dict:
+    return {"item": host, "changed": False, "pods": pods,
+            "host": {"memory_available": 4 << 30, "disk_available": 8 << 30, "cpu_flags": flags}}
+
+
+def test_the_filter_plans_from_pod_info_results():
+    redis = {"name": "redis", "state": "running", "resident_memory": 1 << 30, "disk_usage": 1 << 29}
+    stopped = {"name": "old", "state": "stopped", "resident_memory": None}
+    results = [_pod_info("web1", ["fpu"], [redis, stopped]), _pod_info("web2", ["fpu", "sse2"], []),
+               _pod_info("web3", ["fpu", "sse2"], []), {"item": "web4", "unreachable": True, "msg": "timeout"}]
+    plan = place_pods(results, ["web1"])
+    assert set(plan["peers"]) == {"redis"} and set(plan["peers"]["redis"]) == {"web2", "web3"}
+    assert plan["load"][plan["peers"]["redis"][0]] == {"memory": 1 << 30, "disk": 1 << 29, "pods": 1}
+    assert place_pods(results, ["web1"], allowed={"web1": ["web3"]})["peers"] == {"redis": ["web3"]}
+    assert place_pods(results, ["web1"], excluded=["web2", "web3"])["unplaced"]["redis"]
+    back = place_pods([_pod_info("web1", ["fpu"], []), _pod_info("web2", ["fpu", "sse2"], [redis])], ["web2"])
     assert back["peers"] == {} and "compatible" in back["unplaced"]["redis"]  # web1 lacks sse2
-    try:
-        place_pods([{"name": "redis", "host": "web1"}], hosts, ["web1"])
-    except Exception as exc:  # AnsibleFilterError
-        assert "memory" in str(exc)
-    else:
-        raise AssertionError("a pod without memory was placed")
+    with pytest.raises(AnsibleFilterError, match="pod_info results"):
+        place_pods([{"item": "web1", "host": {}, "pods": [{"state": "running"}]}], ["web1"])
 
 
 def test_ten_thousand_hosts_and_fifty_thousand_pods_are_placed_within_a_second():

@@ -120,21 +120,6 @@ def resolve_strategy(asked: str, post_copy_local: Optional[str], post_copy_remot
     return next(strategy for strategy in (POST_COPY, PRE_COPY, STOP_AND_COPY) if not problems[strategy])
 
 
-def memory_available() -> int:
-    with open("/proc/meminfo") as handle:
-        for line in handle:
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    return 0
-
-
-def disk_free(path: str) -> int:
-    while not os.path.exists(path):
-        path = os.path.dirname(path)
-    info = os.statvfs(path)
-    return info.f_bavail * info.f_frsize
-
-
 def image_files(image_dir: str) -> list:
     """The image files of the last dump (pre-copy rounds' directories travelled with their rounds)."""
     return sorted(name for name in os.listdir(image_dir)

@@ -19,7 +19,7 @@ import socket
 import time
 from typing import Any, Callable, Dict, Optional
 
-from ansible_collections.autopod.autopod.plugins.module_utils import cgroups, linux, network, transfer
+from ansible_collections.autopod.autopod.plugins.module_utils import capacity, cgroups, linux, network, transfer
 from ansible_collections.autopod.autopod.plugins.module_utils import criu as criu_driver
 from ansible_collections.autopod.autopod.plugins.module_utils.errors import AutopodError
 from ansible_collections.autopod.autopod.plugins.module_utils.lifecycle import check_network_free, check_paths, release
@@ -68,7 +68,7 @@ class ReceiverConversation:
 
     def _serve(self) -> str:
         self.channel.send({"type": P.READY, "post_copy": self.post_copy_problem is None,
-                           "memory_available": P.memory_available()})
+                           "memory_available": capacity.memory_available()})
         while True:
             message = self._next(self.limits.reply)
             if message["type"] == P.RESTORE:
@@ -91,9 +91,9 @@ class ReceiverConversation:
         if self.strategy == P.POST_COPY and self.post_copy_problem:
             raise AutopodError("this host cannot take a post-copied pod: %s" % self.post_copy_problem)
         needed = int(message.get("memory", 0)) + P.MEMORY_MARGIN
-        if P.memory_available() < needed:
+        if capacity.memory_available() < needed:
             raise AutopodError("not enough memory here: %d MiB available, %d MiB needed"
-                               % (P.memory_available() >> 20, needed >> 20))
+                               % (capacity.memory_available() >> 20, needed >> 20))
         self.channel.send({"type": P.PLAN_OK})
 
     def _cpuinfo(self, _message: Dict[str, Any]) -> None:
@@ -108,9 +108,9 @@ class ReceiverConversation:
 
     def _rootfs(self, message: Dict[str, Any]) -> None:
         rootfs, needed = self.pod.spec.rootfs, int(message.get("bytes", 0))
-        if P.disk_free(rootfs) < needed:
+        if capacity.disk_free(rootfs) < needed:
             raise AutopodError("not enough disk for the rootfs at %s: %d MiB free, %d MiB needed"
-                               % (rootfs, P.disk_free(rootfs) >> 20, needed >> 20))
+                               % (rootfs, capacity.disk_free(rootfs) >> 20, needed >> 20))
         os.makedirs(rootfs, exist_ok=True)
         self.log("rootfs: receiving %d bytes" % needed)
         transfer.apply_deletions(rootfs, message.get("delete", []))
@@ -259,7 +259,7 @@ def prepare(state_dir: str, criu_path: str, definition: Any, storage: str, liste
     criu.ensure_compatible(tcp=True)
     post_copy_problem = P.post_copy_problem(criu)
     checks = {"criu": criu.facts(), "post_copy": post_copy_problem is None, "post_copy_problem": post_copy_problem,
-              "memory_available": P.memory_available()}
+              "memory_available": capacity.memory_available()}
     target = os.path.normpath(image_dir or os.path.join(state_dir, "incoming", spec.name))
     with store.lock():
         existing = store.load(spec.name)

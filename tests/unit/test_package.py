@@ -1,0 +1,24 @@
+"""The collection tarball holds what a collection ships, and nothing of the lab, benchmarks, demo or tests."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tarfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def test_the_built_collection_ships_plugins_roles_playbooks_and_licence_only(tmp_path):
+    galaxy = os.path.join(os.path.dirname(sys.executable), "ansible-galaxy")
+    built = subprocess.run([galaxy, "collection", "build", ROOT, "--output-path", str(tmp_path)],
+                           capture_output=True, text=True)
+    assert built.returncode == 0, built.stderr
+    (tarball,) = [p for p in os.listdir(tmp_path) if p.endswith(".tar.gz")]
+    with tarfile.open(os.path.join(tmp_path, tarball)) as archive:
+        names = archive.getnames()
+    tops = {name.split("/")[0] for name in names}
+    assert {"plugins", "roles", "playbooks", "meta", "LICENSE", "README.md", "MANIFEST.json"} <= tops, tops
+    assert not tops & {"lab", "bench", "demo", "workloads", "scripts", "tests", "ansible.cfg", ".venv"}, tops
+    assert "plugins/filter/place_pods.py" in names and "plugins/test/in_window.py" in names
