@@ -74,8 +74,8 @@ def main() -> int:
             print("| hosts | pods | pods in one batch (10 %) | one batch ms | whole rollout (every pod placed) ms |")
             print("|---|---|---|---|---|")
             for r in rows:
-                print("| %d | %d | %d | %.1f | %.1f |" % (r["hosts"], r["pods"], r["one_batch_pods"],
-                                                        r["one_batch_ms"], r["whole_rollout_ms"]))
+                cells = (r["hosts"], r["pods"], r["one_batch_pods"], r["one_batch_ms"], r["whole_rollout_ms"])
+                print("| %d | %d | %d | %.1f | %.1f |" % cells)
     return measured.exit_code
 
 

@@ -16,7 +16,7 @@ from typing import Any, Dict, List, Optional
 
 import pytest
 
-from ansible_collections.autopod.autopod.plugins.module_utils import transfer
+from ansible_collections.autopod.autopod.plugins.module_utils import rootfs_delta, transfer
 from ansible_collections.autopod.autopod.plugins.module_utils.errors import AutopodError
 from ansible_collections.autopod.autopod.plugins.module_utils.migration import protocol as P
 from ansible_collections.autopod.autopod.plugins.lookup.move_credentials import make_credentials
@@ -54,8 +54,8 @@ class FakeSourcePod:
         with open(os.path.join(directory, "cpuinfo.img"), "wb") as handle:
             handle.write(b"cpu")
 
-    def scan_rootfs(self) -> Dict[str, transfer.Fingerprint]:
-        return transfer.scan_tree(self.spec.rootfs)
+    def scan_rootfs(self) -> Dict[str, rootfs_delta.Fingerprint]:
+        return rootfs_delta.scan_tree(self.spec.rootfs)
 
     def prepare_images(self) -> None:
         os.makedirs(self.image_dir, exist_ok=True)

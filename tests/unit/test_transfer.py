@@ -11,7 +11,7 @@ import threading
 
 import pytest
 
-from ansible_collections.autopod.autopod.plugins.module_utils import transfer
+from ansible_collections.autopod.autopod.plugins.module_utils import rootfs_delta, tar_stream, transfer
 from ansible_collections.autopod.autopod.plugins.module_utils.errors import AutopodError
 
 
@@ -27,10 +27,10 @@ def channels():
 def sync(channels, source, destination):
     """One delta pass from source to destination; returns what was sent."""
     sender, receiver = channels
-    send, delete = transfer.tree_delta(transfer.scan_tree(str(source)), transfer.scan_tree(str(destination)))
+    send, delete = rootfs_delta.tree_delta(rootfs_delta.scan_tree(str(source)), rootfs_delta.scan_tree(str(destination)))
     worker = threading.Thread(target=lambda: sender.send_tree(str(source), send))
     worker.start()
-    transfer.apply_deletions(str(destination), delete)
+    rootfs_delta.apply_deletions(str(destination), delete)
     receiver.receive_tree(str(destination))
     worker.join()
     return send, delete
@@ -72,7 +72,7 @@ def test_second_pass_sends_only_changes_and_handles_links_and_devices(channels, 
     first, nothing_deleted = sync(channels, src, dst)
     assert nothing_deleted == []
     assert set(first) == {"etc", "etc/data", "etc/hardlink", "null", "gone"}
-    assert transfer.tree_delta(transfer.scan_tree(str(src)), transfer.scan_tree(str(dst))) == ([], [])
+    assert rootfs_delta.tree_delta(rootfs_delta.scan_tree(str(src)), rootfs_delta.scan_tree(str(dst))) == ([], [])
 
     (src / "etc" / "data").write_text("22")  # both names of the inode change
     (src / "gone").unlink()
@@ -95,7 +95,7 @@ def _member(name, kind=tarfile.REGTYPE, linkname=""):
 ])
 def test_a_member_escaping_the_destination_is_refused(tmp_path, member):
     with pytest.raises(AutopodError, match="refused"):
-        transfer._Guard(str(tmp_path)).check(member)
+        tar_stream.Guard(str(tmp_path)).check(member)
 
 
 def _device(name, kind, major, minor):
@@ -109,8 +109,8 @@ def _device(name, kind, major, minor):
                                     _device("dev/kmsg", tarfile.CHRTYPE, 1, 11)])
 def test_device_nodes_other_than_a_minimal_dev_are_refused(tmp_path, member):
     with pytest.raises(AutopodError, match="refused device node"):
-        transfer._Guard(str(tmp_path)).check(member)
-    transfer._Guard(str(tmp_path)).check(_device("dev/null", tarfile.CHRTYPE, 1, 3))
+        tar_stream.Guard(str(tmp_path)).check(member)
+    tar_stream.Guard(str(tmp_path)).check(_device("dev/null", tarfile.CHRTYPE, 1, 3))
 
 
 def test_a_directory_sent_where_a_symlink_stands_replaces_it_and_leaves_its_target_alone(channels, tmp_path):
@@ -133,7 +133,7 @@ def test_a_symlink_cannot_carry_a_later_member_outside(tmp_path):
     (tmp_path / "src").mkdir()
     (tmp_path / "dst").mkdir()
     os.symlink("/etc", tmp_path / "src" / "etc")
-    guard = transfer._Guard(str(tmp_path / "dst"))
+    guard = tar_stream.Guard(str(tmp_path / "dst"))
     guard.check(_member("etc", tarfile.SYMTYPE, "/etc"))
     os.symlink("/etc", tmp_path / "dst" / "etc")
     with pytest.raises(AutopodError, match="points outside"):
@@ -141,7 +141,7 @@ def test_a_symlink_cannot_carry_a_later_member_outside(tmp_path):
 
 
 def test_a_file_that_shrinks_while_it_is_read_is_padded_for_the_next_pass_to_correct():
-    padded = transfer._Padded(io.BytesIO(b"ab"))
+    padded = tar_stream.Padded(io.BytesIO(b"ab"))
     assert padded.read(5) == b"ab\0\0\0" and padded.read(3) == b"\0\0\0" and padded.read(0) == b""
 
 

@@ -19,7 +19,7 @@ import socket
 import time
 from typing import Any, Callable, Dict, Optional
 
-from ansible_collections.autopod.autopod.plugins.module_utils import capacity, cgroups, linux, network, transfer
+from ansible_collections.autopod.autopod.plugins.module_utils import capacity, cgroups, linux, network, rootfs_delta, transfer
 from ansible_collections.autopod.autopod.plugins.module_utils import criu as criu_driver
 from ansible_collections.autopod.autopod.plugins.module_utils.errors import AutopodError
 from ansible_collections.autopod.autopod.plugins.module_utils.lifecycle import check_network_free, check_paths, release
@@ -104,7 +104,7 @@ class ReceiverConversation:
         self.channel.send({"type": P.CPU_OK})
 
     def _rootfs_scan(self, _message: Dict[str, Any]) -> None:
-        self.channel.send({"type": P.ROOTFS_STATE, "entries": transfer.scan_tree(self.pod.spec.rootfs)})
+        self.channel.send({"type": P.ROOTFS_STATE, "entries": rootfs_delta.scan_tree(self.pod.spec.rootfs)})
 
     def _rootfs(self, message: Dict[str, Any]) -> None:
         rootfs, needed = self.pod.spec.rootfs, int(message.get("bytes", 0))
@@ -113,7 +113,7 @@ class ReceiverConversation:
                                % (rootfs, capacity.disk_free(rootfs) >> 20, needed >> 20))
         os.makedirs(rootfs, exist_ok=True)
         self.log("rootfs: receiving %d bytes" % needed)
-        transfer.apply_deletions(rootfs, message.get("delete", []))
+        rootfs_delta.apply_deletions(rootfs, message.get("delete", []))
         with self.channel.wait_for(self.limits.stall):
             self.channel.receive_tree(rootfs)
         self.channel.send({"type": P.ROOTFS_OK})

@@ -23,7 +23,7 @@ import time
 from typing import Any, Callable, Dict, List, Optional
 
 from ansible_collections.autopod.autopod.plugins.module_utils import criu as criu_driver
-from ansible_collections.autopod.autopod.plugins.module_utils import transfer
+from ansible_collections.autopod.autopod.plugins.module_utils import rootfs_delta, transfer
 from ansible_collections.autopod.autopod.plugins.module_utils.errors import AutopodError
 from ansible_collections.autopod.autopod.plugins.module_utils.migration import protocol as P
 from ansible_collections.autopod.autopod.plugins.module_utils.migration.credentials import Credentials
@@ -94,14 +94,14 @@ class SourceConversation:
             shutil.rmtree(directory, ignore_errors=True)
         self.watch.lap("cpu_check")
 
-    def _sync_rootfs(self, remote: Optional[Dict[str, transfer.Fingerprint]]) -> Dict[str, transfer.Fingerprint]:
+    def _sync_rootfs(self, remote: Optional[Dict[str, rootfs_delta.Fingerprint]]) -> Dict[str, rootfs_delta.Fingerprint]:
         """Send the rootfs delta; returns what the destination has now. The first pass asks the destination
         what it has; the second (frozen) knows it is what the first left there."""
         if remote is None:
             state = self._ask({"type": P.ROOTFS_SCAN}, P.ROOTFS_STATE)
             remote = {k: tuple(v) for k, v in state["entries"].items()}
         local = self.pod.scan_rootfs()
-        send, delete = transfer.tree_delta(local, remote)
+        send, delete = rootfs_delta.tree_delta(local, remote)
         size = sum(os.lstat(os.path.join(self.pod.spec.rootfs, n)).st_size for n in send)
         self.channel.send({"type": P.ROOTFS, "delete": delete, "bytes": size})
         with self.channel.wait_for(self.limits.stall):
@@ -147,7 +147,7 @@ class SourceConversation:
             criu_end.close()
         self.watch.lap("dump")
 
-    def _while_frozen(self, strategy: str, synced: Optional[Dict[str, transfer.Fingerprint]]) -> None:
+    def _while_frozen(self, strategy: str, synced: Optional[Dict[str, rootfs_delta.Fingerprint]]) -> None:
         deadline = self.frozen_at + self.limits.max_freeze
         if synced is not None:
             self._sync_rootfs(synced)

@@ -15,7 +15,7 @@ import time
 from typing import Any, Dict, List, Optional
 
 from ansible_collections.autopod.autopod.plugins.module_utils import criu as criu_driver
-from ansible_collections.autopod.autopod.plugins.module_utils import revive, transfer
+from ansible_collections.autopod.autopod.plugins.module_utils import revive, rootfs_delta
 from ansible_collections.autopod.autopod.plugins.module_utils.checkpointing import write_image_meta
 from ansible_collections.autopod.autopod.plugins.module_utils.criu_images import PAGE_SIZE, lazy_pages
 from ansible_collections.autopod.autopod.plugins.module_utils.errors import AutopodError
@@ -47,8 +47,8 @@ class SourcePod:
     def cpuinfo(self, directory: str) -> None:
         self.criu.cpuinfo("dump", make_private_dir(directory))
 
-    def scan_rootfs(self) -> Dict[str, transfer.Fingerprint]:
-        return transfer.scan_tree(self.spec.rootfs)
+    def scan_rootfs(self) -> Dict[str, rootfs_delta.Fingerprint]:
+        return rootfs_delta.scan_tree(self.spec.rootfs)
 
     def prepare_images(self) -> None:
         shutil.rmtree(self.image_dir, ignore_errors=True)
