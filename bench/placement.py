@@ -44,7 +44,7 @@ def batches(count: int) -> List[List[str]]:
 
 def best_of(runs: int, work) -> Tuple[float, object]:
     best, outcome = float("inf"), None
-    for _ in range(runs):
+    for _run in range(runs):
         started = time.perf_counter()
         outcome = work()
         best = min(best, time.perf_counter() - started)
