@@ -215,5 +215,3 @@ def connect(address: str, port: int, timeout: float) -> socket.socket:
         raise AutopodError("cannot reach the destination's receiver at %s:%d (%s)" % (address, port, exc))
     keep_alive(sock)
     return sock
-
-
