@@ -18,12 +18,11 @@ import os
 import platform
 import shutil
 import socket
-import subprocess
 import time
 from typing import Any, Dict, Optional
 
 from ansible_collections.autopod.autopod.plugins.module_utils import criu as criu_driver
-from ansible_collections.autopod.autopod.plugins.module_utils import cgroups, holds, network, tcp_repair
+from ansible_collections.autopod.autopod.plugins.module_utils import cgroups, commands, holds, network, tcp_repair
 from ansible_collections.autopod.autopod.plugins.module_utils.criu_images import damaged_pages
 from ansible_collections.autopod.autopod.plugins.module_utils.errors import AutopodError
 from ansible_collections.autopod.autopod.plugins.module_utils.pod import PodSpec, validate_name
@@ -259,11 +258,9 @@ def criu_restore(criu: criu_driver.Criu, spec: PodSpec, image_dir: str, work: st
             network.attach(spec)
             tcp_repair.leave_repair(cgroups.processes(spec.name))
             hold.release(holds.GO)
-        code = process.wait(restore_timeout(image_dir))
+        code = commands.wait(process, restore_timeout(image_dir))
     except AutopodError:  # CRIU ended, or hung, before the hold
         code = process.poll()
-    except subprocess.TimeoutExpired:
-        code = None
     finally:
         if hold is not None:
             hold.close()

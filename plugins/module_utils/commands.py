@@ -69,9 +69,20 @@ def run(argv: Sequence[str], env: Optional[Dict[str, str]] = None, timeout: Opti
     return Result(argv, proc.returncode, proc.stdout, proc.stderr or "")
 
 
+Process = subprocess.Popen  # what start() returns
+
+
 def start(argv: Sequence[str], env: Optional[Dict[str, str]] = None, pass_fds: Sequence[int] = (),
-          private: bool = False) -> "subprocess.Popen[bytes]":
+          private: bool = False) -> "Process[bytes]":
     """Start a command that keeps running; its output goes nowhere (the tools this is for log to files)."""
     with private_umask(private):
         return subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL, env=_environment(env), pass_fds=tuple(pass_fds))
+
+
+def wait(process: "Process[bytes]", timeout: float) -> Optional[int]:
+    """The exit code of a started command, or None while it still runs after `timeout` seconds."""
+    try:
+        return process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        return None

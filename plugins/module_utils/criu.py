@@ -15,7 +15,6 @@ import os
 import platform
 import re
 import shutil
-import subprocess
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -291,7 +290,7 @@ class Criu:
             raise AutopodError("criu %s failed (exit %d): %s (full log: %s)" % (what, result.rc, log_errors(log), log),
                                criu_output=result.out[-2000:], criu_argv=argv)
 
-    def start(self, options: object) -> "subprocess.Popen[bytes]":
+    def start(self, options: object) -> "commands.Process[bytes]":
         """Start a CRIU action that runs beside the caller (a page server, lazy-pages, a post-copy dump)."""
         self.last_argv = self.argv(options)
         return commands.start(self.last_argv, env=getattr(options, "env", None), pass_fds=_fds(options), private=True)

@@ -61,33 +61,32 @@ def test_credentials_without_a_certificate_are_refused_unless_encryption_is_off(
 
 
 def test_the_relay_carries_both_directions_through_tls_and_passes_each_end_of_stream_on():
+    """As CRIU's page streams talk: the last message of each side is answered before that side closes
+    (a peer may not send after our close_notify: streams.py, _close_finished)."""
     move = Credentials(**make_credentials())
     criu_end, relay_end = socket.socketpair()
     remote, peer = handshake(move, move)[::-1]  # the relay holds the client end; `peer` is the other host
     relay = Relay(relay_end, remote, stall_timeout=5, name="page").start()
     received = bytearray()
+    ended = threading.Event()
 
-    def read_peer() -> None:
-        while True:
-            data = peer.recv(1 << 16)
-            if not data:
-                break
-            received.extend(data)
+    def serve_peer() -> None:
+        while len(received) < len(SECRET):
+            received.extend(peer.recv(1 << 16))
         peer.sendall(b"all in")
+        ended.set() if peer.recv(1) == b"" else None  # the relay's close_notify, once CRIU here closed
         peer.unwrap()
-    reader = threading.Thread(target=read_peer)
-    reader.start()
+    server = threading.Thread(target=serve_peer)
+    server.start()
     criu_end.sendall(SECRET)
-    criu_end.shutdown(socket.SHUT_WR)
     answer = b""
-    while True:
-        data = criu_end.recv(64)
-        if not data:
-            break
-        answer += data
-    reader.join(10)
+    while len(answer) < len(b"all in"):
+        answer += criu_end.recv(64)
+    criu_end.shutdown(socket.SHUT_WR)
+    assert criu_end.recv(64) == b""  # the peer's close_notify, passed on as an end of stream
+    server.join(10)
     assert relay.wait(10) and relay.finished_cleanly, relay.error
-    assert bytes(received) == SECRET and answer == b"all in"
+    assert ended.is_set() and bytes(received) == SECRET and answer == b"all in"
     assert relay.to_remote == len(SECRET) and relay.from_remote == len(b"all in")
     relay.close()
 

@@ -14,11 +14,10 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-import subprocess
 import threading
 from typing import Any, Dict, Optional
 
-from ansible_collections.autopod.autopod.plugins.module_utils import cgroups, holds, tcp_repair
+from ansible_collections.autopod.autopod.plugins.module_utils import cgroups, commands, holds, tcp_repair
 from ansible_collections.autopod.autopod.plugins.module_utils import criu as criu_driver
 from ansible_collections.autopod.autopod.plugins.module_utils import network
 from ansible_collections.autopod.autopod.plugins.module_utils.checkpointing import criu_restore, read_image_meta
@@ -40,8 +39,8 @@ class ArrivingPod:
         self.claim, self.home = claim, home
         self.previous = previous  # what this host knew of the pod before (a tombstone, say): put back on failure
         self.work = image_dir + ".work"
-        self.page_server: Optional["subprocess.Popen[bytes]"] = None
-        self.lazy: Optional["subprocess.Popen[bytes]"] = None
+        self.page_server: Optional["commands.Process[bytes]"] = None
+        self.lazy: Optional["commands.Process[bytes]"] = None
         self.relay: Optional[Relay] = None
         self.hold: Optional[holds.Hold] = None
         self.manifest: Optional[Manifest] = None
@@ -78,10 +77,7 @@ class ArrivingPod:
         """The source has sent the stream; wait until the page server has written everything."""
         if not self.relay.wait(timeout) or self.relay.error:
             raise AutopodError(self.relay.error or "the page stream did not end within %d seconds" % timeout)
-        try:
-            code = self.page_server.wait(timeout)
-        except subprocess.TimeoutExpired:
-            code = None
+        code = commands.wait(self.page_server, timeout)
         if code != 0:
             raise AutopodError("criu page-server failed (%s): %s" % (
                 "exit %s" % code if code is not None else "still running",
@@ -158,9 +154,8 @@ class ArrivingPod:
         while True:
             if self.relay.error:
                 return self.relay.error
-            try:
-                code = self.lazy.wait(poll)
-            except subprocess.TimeoutExpired:
+            code = commands.wait(self.lazy, poll)
+            if code is None:
                 continue
             self.lazy = None
             return None if code == 0 else "criu lazy-pages failed (exit %d): %s" % (

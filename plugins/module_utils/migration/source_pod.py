@@ -10,12 +10,11 @@ import os
 import select
 import shutil
 import socket
-import subprocess
 import time
 from typing import Any, Dict, List, Optional
 
 from ansible_collections.autopod.autopod.plugins.module_utils import criu as criu_driver
-from ansible_collections.autopod.autopod.plugins.module_utils import revive, rootfs_delta
+from ansible_collections.autopod.autopod.plugins.module_utils import commands, revive, rootfs_delta
 from ansible_collections.autopod.autopod.plugins.module_utils.checkpointing import write_image_meta
 from ansible_collections.autopod.autopod.plugins.module_utils.criu_images import PAGE_SIZE, lazy_pages
 from ansible_collections.autopod.autopod.plugins.module_utils.errors import AutopodError
@@ -36,7 +35,7 @@ class SourcePod:
         self.spec = manifest.spec
         self.image_dir = image_dir
         self.work = store.fresh_work_dir(self.spec.name, "move")
-        self.dump: Optional["subprocess.Popen[bytes]"] = None
+        self.dump: Optional["commands.Process[bytes]"] = None
         self.dumped = False  # a stopped copy exists that CRIU will not resume on its own
 
     # ---- while the pod runs ----
@@ -101,10 +100,7 @@ class SourcePod:
             return bool(ready) and bool(status.read(1))
 
     def _wait_exit(self, deadline: float) -> Optional[int]:
-        try:
-            return self.dump.wait(max(deadline - time.monotonic(), 0))
-        except subprocess.TimeoutExpired:
-            return None
+        return commands.wait(self.dump, max(deadline - time.monotonic(), 0))
 
     def _dump_failed(self) -> None:
         why = "failed (exit %s)" % self.dump.returncode

@@ -181,13 +181,22 @@ class _Ends:
         return time.monotonic() - self._progress[sock] if self.waiting[sock] else 0.0
 
     def _close_finished(self, sock: socket.socket) -> None:
-        """Pass an end of stream on once everything before it is written: TLS's close_notify (the peer may
-        still send: TLS 1.3 closes each direction on its own), or a plain half-close."""
+        """Pass an end of stream on once everything before it is written: TLS's close_notify, or a plain
+        half-close. After our close_notify the peer must send nothing more: SSLSocket.unwrap calls
+        SSL_shutdown twice, the second reads, and OpenSSL makes application data it finds there fatal
+        (APPLICATION_DATA_AFTER_CLOSE_NOTIFY). CRIU's page streams never do: each side's last message is
+        answered before it closes (docs/design.md, "CRIU's page streams end")."""
         if self.reading[self.peer[sock]] or self.waiting[sock] or self.shut[sock]:
             return
         if isinstance(sock, ssl.SSLSocket):
             try:
                 sock.unwrap()
+                # It returned: its second read found the peer's close_notify, so the peer's direction
+                # has ended too (and nothing more can be read through TLS to say so).
+                self.shut[sock] = True
+                self.reading[sock] = False
+                self._close_finished(self.peer[sock])
+                return
             except ssl.SSLWantReadError:
                 pass  # close_notify is out; the peer's own comes later, as the end of what it sends
             except ssl.SSLWantWriteError:
