@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 
-from tests.support.ansible_cli import playbook
+from tests.support.ansible_cli import ROOT, playbook
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -16,3 +16,14 @@ def test_playbook_with_module_defaults_group(rootfs, bridge, state_dir, criu_pat
     assert run.returncode == 0, run.stdout
     recap = re.search(r"^\S+\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=0\s+failed=0\s", run.stdout, re.M)
     assert recap and int(recap.group(1)) == 10, run.stdout
+
+
+def test_missing_inputs_are_refused_before_anything_runs():
+    bare = playbook(os.path.join(ROOT, "playbooks", "move_pod.yml"), {})
+    assert bare.returncode != 0 and "move_pod.yml needs -e pod=NAME -e from=HOST -e to=HOST" in bare.stdout, bare.stdout
+    unknown = playbook(os.path.join(ROOT, "playbooks", "move_pod.yml"), {"pod": "web", "from": "web1", "to": "web2"})
+    assert unknown.returncode != 0 and "both hosts in the inventory" in unknown.stdout, unknown.stdout
+    role = playbook(os.path.join(HERE, "playbooks", "pod_move_without_a_pod.yml"), {})
+    assert role.returncode != 0, role.stdout
+    assert "missing required arguments: pod_move_name, pod_move_to" in role.stdout, role.stdout
+    assert "Read the pod on both hosts" not in role.stdout
