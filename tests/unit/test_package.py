@@ -22,3 +22,16 @@ def test_the_built_collection_ships_plugins_roles_playbooks_and_licence_only(tmp
     assert {"plugins", "roles", "playbooks", "meta", "LICENSE", "README.md", "MANIFEST.json"} <= tops, tops
     assert not tops & {"lab", "bench", "demo", "workloads", "scripts", "tests", "ansible.cfg", ".venv"}, tops
     assert "plugins/filter/place_pods.py" in names and "plugins/test/in_window.py" in names
+    assert all("roles/%s/README.md" % r in names and "roles/%s/meta/argument_specs.yml" % r in names
+               for r in os.listdir(os.path.join(ROOT, "roles")))
+
+
+def test_every_role_documents_its_inputs():
+    roles = sorted(os.listdir(os.path.join(ROOT, "roles")))
+    doc = os.path.join(os.path.dirname(sys.executable), "ansible-doc")
+    listed = subprocess.run([doc, "-t", "role", "-l", "autopod.autopod"], capture_output=True, text=True, check=False,
+                            env=dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, ".collections")))
+    assert listed.returncode == 0, listed.stderr
+    for role in roles:
+        assert os.path.exists(os.path.join(ROOT, "roles", role, "README.md")), role
+        assert "autopod.autopod.%s" % role in listed.stdout, (role, listed.stdout)
