@@ -76,6 +76,21 @@ def needs_patching(policy: str, updates: Optional[List[Dict[str, Any]]], reboot_
     return None if reboot_required is None else False
 
 
+def _reboot_verdict(backend: Backend, kernel: Optional[str], unknown: Dict[str, str]
+                    ) -> Tuple[Optional[List[str]], Optional[bool]]:
+    """(reasons, reboot required). The kernel comparison stands on its own: a reboot signal that cannot be
+    read (named in `unknown`) leaves the verdict unknown only when the kernel does not settle it."""
+    try:
+        signalled: Optional[List[str]] = backend.reboot_reasons()
+    except Unknown as exc:
+        signalled = None
+        unknown["reboot_signal"] = str(exc)
+    reasons = (signalled or []) + ([kernel] if kernel else [])
+    if reasons:
+        return reasons, True
+    return (None, None) if signalled is None else ([], False)
+
+
 def check(backend_name: str, policy: str, refresh: bool, exclude: List[str], fact_path: Optional[str],
           check_mode: bool) -> Dict[str, Any]:
     started = time.monotonic()
@@ -92,15 +107,7 @@ def check(backend_name: str, policy: str, refresh: bool, exclude: List[str], fac
         unknown["updates"] = str(exc)
     running = platform.release()
     kernels = installed_kernels()
-    reasons: Optional[List[str]]
-    try:
-        reasons = backend.reboot_reasons()
-        extra = kernel_reason(running, kernels)
-        reasons += [extra] if extra else []
-    except Unknown as exc:
-        reasons = None
-        unknown["reboot_required"] = str(exc)
-    reboot_required = None if reasons is None else bool(reasons)
+    reasons, reboot_required = _reboot_verdict(backend, kernel_reason(running, kernels), unknown)
     result: Dict[str, Any] = {
         "changed": bool(refresh),
         "package_manager": backend.name,

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from ansible_collections.autopod.autopod.plugins.module_utils import patch_status
+from ansible_collections.autopod.autopod.plugins.module_utils import commands, patch_status
 from ansible_collections.autopod.autopod.plugins.module_utils.package_managers import apt, dnf, zypper
 from ansible_collections.autopod.autopod.plugins.module_utils.package_managers.base import Unknown
 
@@ -49,7 +49,37 @@ def test_dnf_check_update_security_and_installed():
         "autopod-libdemo.noarch": "APOD-2026-0001"}
     assert dnf.parse_installed(fixture("dnf-4.14.0-rpm-installed.txt")) == {
         "autopod-demo.noarch": "1.0-1", "autopod-libdemo.noarch": "1.0-1"}
-    assert fixture("dnf-4.14.0-check-update.txt.rc").strip() == "100"
+
+
+def _replay(monkeypatch, module, outputs):
+    """Make the backend's commands answer with captured outputs: {subcommand word: fixture name}."""
+    def run(argv, **_kwargs):
+        name = next(fixture_name for word, fixture_name in outputs.items() if word in argv)
+        return commands.Result(argv, int(fixture(name + ".rc")), fixture(name), "")
+    monkeypatch.setattr(module.commands, "run", run)
+
+
+def test_the_dnf_backend_reads_exit_100_as_updates_waiting_and_marks_the_security_one(monkeypatch):
+    _replay(monkeypatch, dnf, {"check-update": "dnf-4.14.0-check-update.txt",
+                               "updateinfo": "dnf-4.14.0-updateinfo-security.txt",
+                               "rpm": "dnf-4.14.0-rpm-installed.txt",
+                               "needs-restarting": "dnf-4.14.0-needs-restarting-r.txt"})
+    monkeypatch.setattr(dnf.Dnf, "lock_holder", lambda self: None)
+    updates = {u.name: u for u in dnf.Dnf().updates()}
+    assert set(updates) == {"autopod-demo", "autopod-libdemo"}
+    assert updates["autopod-libdemo"].security and updates["autopod-libdemo"].advisory == "APOD-2026-0001"
+    assert not updates["autopod-demo"].security and updates["autopod-demo"].installed == "1.0-1"
+    assert dnf.Dnf().reboot_reasons() == ["needs-restarting -r: updated since boot: glibc"]
+
+
+def test_dnf5_advisories_in_the_format_of_its_own_tests():
+    listing = ("Name                   Type        Severity                   Package              Issued\n"
+               "FEDORA-2018-318f184000 security    Important glibc-2.28-26.fc29.x86_64 2019-01-17 00:00:00\n"
+               "FEDORA-2999:002-02     security    Moderate  flac-1.3.3-8.fc29.x86_64 2019-01-17 00:00:00\n")
+    assert dnf.parse_security_advisories(listing) == {"glibc.x86_64": "FEDORA-2018-318f184000",
+                                                      "flac.x86_64": "FEDORA-2999:002-02"}
+    with pytest.raises(Unknown, match="unexpected line"):
+        dnf.parse_security_advisories("FEDORA-2018-318f184000 security Important (package name missing)\n")
 
 
 def test_dnf_obsoletes_and_garbage():
@@ -65,9 +95,19 @@ def test_zypper_xml():
         ("autopod-demo", "1.0-1", "1.1-1", "fixtures"), ("autopod-libdemo", "1.0-1", "1.1-1", "fixtures")]
     patches = zypper.parse_security_patches(fixture("zypper-1.14.42-list-patches-security.xml"))
     assert [(p.name, p.security, p.advisory) for p in patches] == [("APOD-2026-0001", True, "APOD-2026-0001")]
-    assert fixture("zypper-1.14.42-needs-rebooting-after-update.txt.rc").strip() == "102"
     with pytest.raises(Unknown):
         zypper.parse_list_updates("<stream><update-status")
+
+
+@pytest.mark.parametrize("capture, reasons", [
+    ("zypper-1.14.42-needs-rebooting.txt", []),
+    ("zypper-1.14.42-needs-rebooting-after-update.txt",
+     ["zypper needs-rebooting: core libraries or services have been updated"]),
+])
+def test_the_zypper_backend_reads_exit_102_as_a_reboot_needed(monkeypatch, capture, reasons):
+    _replay(monkeypatch, zypper, {"needs-rebooting": capture})
+    monkeypatch.setattr(zypper, "REBOOT_NEEDED", "/nonexistent/reboot-needed")
+    assert zypper.Zypper().reboot_reasons() == reasons
 
 
 @pytest.mark.parametrize("running, installed, outdated", [
@@ -99,3 +139,28 @@ PLAIN = {"security": False}
 ])
 def test_policies_and_unknowns(policy, updates, reboot, verdict):
     assert patch_status.needs_patching(policy, updates, reboot) is verdict
+
+
+class _Signal:
+    """A backend whose reboot signal reads as given, or cannot be read."""
+
+    def __init__(self, reasons):
+        self.reasons = reasons
+
+    def reboot_reasons(self):
+        if self.reasons is None:
+            raise Unknown("/var/run/reboot-required: permission denied")
+        return list(self.reasons)
+
+
+@pytest.mark.parametrize("signal, kernel, reasons, required", [
+    (None, "running kernel 6.1.0-1 is older than the newest installed kernel 6.1.0-2",
+     ["running kernel 6.1.0-1 is older than the newest installed kernel 6.1.0-2"], True),
+    (None, None, None, None),
+    ([], None, [], False),
+    (["libc6"], None, ["libc6"], True),
+])
+def test_an_unreadable_reboot_signal_keeps_the_kernel_comparison(signal, kernel, reasons, required):
+    unknown = {}
+    assert patch_status._reboot_verdict(_Signal(signal), kernel, unknown) == (reasons, required)
+    assert ("reboot_signal" in unknown) == (signal is None)

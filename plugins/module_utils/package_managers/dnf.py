@@ -13,7 +13,6 @@ from ansible_collections.autopod.autopod.plugins.module_utils import commands
 from ansible_collections.autopod.autopod.plugins.module_utils.errors import AutopodError
 from ansible_collections.autopod.autopod.plugins.module_utils.package_managers.base import Backend, Unknown, Update
 
-_ADVISORY = re.compile(r"^(?P<id>\S+)\s+(?P<type>\S+)\s+(?P<nevra>\S+)$")
 _NEVRA = re.compile(r"^(?P<name>.+)-(?P<version>[^-]+)-(?P<release>[^-]+)\.(?P<arch>[^.]+)$")
 
 
@@ -37,13 +36,22 @@ def parse_check_update(text: str) -> List[Dict[str, str]]:
 
 
 def parse_security_advisories(text: str) -> Dict[str, str]:
-    """`dnf -q updateinfo list --updates --security`: "ADVISORY  Severity/Sec.  nevra" -> {name.arch: advisory}."""
+    """`dnf -q updateinfo list --updates --security` -> {name.arch: advisory}.
+
+    dnf 4 prints "ADVISORY  Severity/Sec.  nevra"; dnf 5 (where updateinfo is `advisory`) prints a header
+    and "ADVISORY  type  severity  nevra  issued-date issued-time" (the format of dnf5's own tests,
+    ci-dnf-stack dnf-behave-tests/dnf/updateinfo.feature). The package is the field shaped like a NEVRA;
+    a line without one is not silently skipped: it makes the list unknown.
+    """
     advisories = {}
     for line in text.splitlines():
-        match = _ADVISORY.match(line.strip())
-        nevra = _NEVRA.match(match.group("nevra")) if match else None
-        if nevra:
-            advisories["%s.%s" % (nevra.group("name"), nevra.group("arch"))] = match.group("id")
+        fields = line.split()
+        if not fields or fields[:2] == ["Name", "Type"]:
+            continue
+        nevras = [m for m in (_NEVRA.match(f) for f in fields[1:]) if m]
+        if not nevras:
+            raise Unknown("unexpected line in the security advisories: %r" % line)
+        advisories["%s.%s" % (nevras[0].group("name"), nevras[0].group("arch"))] = fields[0]
     return advisories
 
 
