@@ -13,9 +13,10 @@ import pytest
 from ansible_collections.autopod.autopod.plugins.module_utils import linux, network
 from tests.integration.conftest import BRIDGE_ADDRESS, WORK, counter_pod
 from tests.support.ansible_cli import module
+from tests.support.prerequisites import distribution_criu
 from workloads.stream_client import StreamClient
 
-OLD_CRIU = "/usr/sbin/criu"  # Debian 12's criu 3.17.1, installed by scripts/setup.sh
+OLD_CRIU, OLD_CRIU_VERSION = distribution_criu()
 
 
 def _digest(directory):
@@ -96,7 +97,7 @@ def test_checkpoint_needs_a_running_pod_and_restore_an_image(rootfs, state_dir, 
 def test_missing_or_too_old_criu_is_refused_and_the_pod_keeps_running(rootfs, state_dir):
     created = module("pod_create", counter_pod("it-crit", rootfs, state_dir))
     for criu_path, message in (("/nonexistent/criu", "CRIU was not found"),
-                               (OLD_CRIU, "CRIU 3.17.1 is too old for kernel")):
+                               (OLD_CRIU, "CRIU %s is too old for kernel" % OLD_CRIU_VERSION)):
         result = module("pod_checkpoint", {"name": "it-crit", "state_dir": state_dir, "criu_path": criu_path})
         assert result["failed"] and message in result["msg"], result
         assert "install a newer CRIU" in result["msg"] or "criu role" in result["msg"]
@@ -104,7 +105,7 @@ def test_missing_or_too_old_criu_is_refused_and_the_pod_keeps_running(rootfs, st
     assert info["state"] == "running" and info["init_pid"] == created["pod"]["init_pid"]
     assert not os.path.exists(os.path.join(state_dir, "images", "it-crit"))
     report = module("criu_info", {"criu_path": OLD_CRIU})
-    assert report["usable"] is False and report["version"] == "3.17.1" and len(report["problems"]) >= 2
+    assert report["usable"] is False and report["version"] == OLD_CRIU_VERSION and len(report["problems"]) >= 2
 
 
 def test_image_inside_the_rootfs_is_refused(rootfs, state_dir, criu_path):
@@ -134,7 +135,7 @@ def test_a_checkpoint_that_fails_half_way_leaves_the_pod_running(rootfs, bridge,
         result = module("pod_checkpoint", {"name": "it-full", "state_dir": state_dir, "criu_path": criu_path,
                                            "image_dir": image_dir})
         assert result["failed"] and "failed and is still running" in result["msg"], result
-        assert "No space left on device" in result["msg"] or "ENOSPC" in result["msg"] or "dump.log" in result["msg"]
+        assert "No space left on device" in result["msg"], result["msg"]
         assert os.listdir(tiny_tmpfs) == [], "no partial image may be left behind"
         info = module("pod_info", {"name": "it-full", "state_dir": state_dir})["pods"][0]
         assert info["state"] == "running" and info["init_pid"] == created["pod"]["init_pid"]

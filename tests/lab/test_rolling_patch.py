@@ -1,7 +1,8 @@
 """playbooks/rolling_patch.yml on three lab hosts over SSH: evacuate, patch, reboot, return.
 
-Each lab host has the lab repository's autopod-demo-kernel 1.0 installed; 1.1 is published as a
-security update whose maintainer script asks for a reboot, as Debian's kernel packages do. Pods
+Each lab host has the lab repository's autopod-demo-kernel 1.0 and autopod-demo-tool 1.0 installed;
+kernel 1.1 is published as a security update whose maintainer script asks for a reboot, as Debian's
+kernel packages do, and tool 1.1 as a regular update, which the default policy (security) leaves. Pods
 run on every host, each watched by a client on the lab's client host: Redis on lab1 (writers with
 requests always in flight; every acknowledged write is read back), counters on lab2 and lab3, whose
 memory holds a marker that a capture on the lab switch must not find during the run.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -25,6 +27,8 @@ from tests.support.ansible_cli import ROOT, module, playbook
 
 KERNEL_1 = aptrepo.Package("autopod-demo-kernel", "1.0", "autopod-lab-security", needs_reboot=True)
 KERNEL_2 = aptrepo.Package("autopod-demo-kernel", "1.1", "autopod-lab-security", needs_reboot=True)
+TOOL_1 = aptrepo.Package("autopod-demo-tool", "1.0", "autopod-lab")
+TOOL_2 = aptrepo.Package("autopod-demo-tool", "1.1", "autopod-lab")  # a regular update: policy security leaves it
 PLAYBOOK = os.path.join(ROOT, "playbooks", "rolling_patch.yml")
 HOME = {"rp-a": "lab1", "rp-b": "lab2", "rp-c": "lab3"}
 REDIS_POD = "rp-a"
@@ -34,11 +38,11 @@ MARKER = "autopod-rolling-marker-%s" % secrets.token_hex(8)  # in every counter 
 @pytest.fixture
 def fleet(lab, hosts, tmp_path):
     """The old kernel package installed everywhere, the update published, a pod on every host."""
-    aptrepo.publish(topo.repo_dir(), [KERNEL_1])
+    aptrepo.publish(topo.repo_dir(), [KERNEL_1, TOOL_1])
     for host in hosts:
-        pods.shell(lab, host, "apt-get update -q && apt-get install -y -q autopod-demo-kernel=1.0 "
+        pods.shell(lab, host, "apt-get update -q && apt-get install -y -q autopod-demo-kernel=1.0 autopod-demo-tool=1.0 "
                               "&& rm -f /var/run/reboot-required*")
-    aptrepo.publish(topo.repo_dir(), [KERNEL_1, KERNEL_2])
+    aptrepo.publish(topo.repo_dir(), [KERNEL_1, KERNEL_2, TOOL_1, TOOL_2])
     watchers = {}
     for offset, (name, host) in enumerate(sorted(HOME.items()), start=20):
         if name == REDIS_POD:
@@ -54,7 +58,7 @@ def fleet(lab, hosts, tmp_path):
         watcher.close()
     pods.remove_everywhere(lab, hosts)
     for host in hosts:
-        pods.shell(lab, host, "apt-get purge -y -q autopod-demo-kernel; rm -f /var/run/reboot-required*; "
+        pods.shell(lab, host, "apt-get purge -y -q autopod-demo-kernel autopod-demo-tool; rm -f /var/run/reboot-required*; "
                               "rm -f /var/lib/autopod/maintenance.json")
     aptrepo.publish(topo.repo_dir(), [])
 
@@ -113,13 +117,22 @@ def test_rolling_patch_then_nothing_left_to_do(lab, hosts, fleet, tmp_path):
         assert pods.running_on(lab, name, hosts) == [home], name
     status = module("patch_status", {}, host="lab1", inventory=lab)
     assert status["needs_patching"] is False and status["reboot_required"] is False
+    # policy security installed the security update only: the regular one still waits
+    assert [(u["name"], u["security"]) for u in status["updates"]] == [("autopod-demo-tool", False)], status["updates"]
+    for host in hosts:
+        versions = pods.shell(lab, host, "dpkg-query -W -f '${Package}=${Version} ' autopod-demo-kernel autopod-demo-tool")["stdout"]
+        assert versions.split() == ["autopod-demo-kernel=1.1", "autopod-demo-tool=1.0"], (host, versions)
     assert_clients_unharmed(fleet)
     assert os.path.exists(str(tmp_path / "first" / (report["owner"] + ".md")))
 
     second = run(lab, tmp_path / "second")
     assert second.returncode == 0, second.stdout[-6000:]
+    # what changes on each host is the package cache patch_status refreshes, and nothing else
     recap = [line for line in second.stdout.splitlines() if line.startswith(("lab1", "lab2", "lab3"))]
-    assert recap and all(" changed=0 " in line for line in recap), recap
+    assert len(recap) == 3 and all(re.search(r"\schanged=1\s", line) for line in recap), recap
+    for host in hosts:
+        versions = pods.shell(lab, host, "dpkg-query -W -f '${Package}=${Version} ' autopod-demo-kernel autopod-demo-tool")
+        assert versions["stdout"].split() == ["autopod-demo-kernel=1.1", "autopod-demo-tool=1.0"], host
     again = report_of(tmp_path / "second")
     assert again["moves"] == [], "nothing moves when nothing needs patching"
     assert all(h["result"].startswith("skipped: nothing to do") for h in again["hosts"].values()), again["hosts"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from typing import Tuple
 
 import pytest
 
@@ -25,3 +26,15 @@ def require_criu() -> str:
     if "Looks good" not in out:
         pytest.fail("`%s check` failed: %s; run scripts/setup.sh" % (CRIU, out.strip()[-500:]))
     return CRIU
+
+
+def distribution_criu() -> Tuple[str, str]:
+    """(path, upstream version) of the distribution's own criu package, which scripts/setup.sh installs
+    next to the collection's: on Debian 12 it is 3.17, too old for this kernel, and tests expect its refusal."""
+    query = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", "criu"], stdout=subprocess.PIPE,
+                           universal_newlines=True, check=False)
+    files = subprocess.run(["dpkg-query", "-L", "criu"], stdout=subprocess.PIPE, universal_newlines=True, check=False)
+    binaries = [line for line in files.stdout.splitlines() if line.endswith("bin/criu")]
+    if query.returncode or not binaries:
+        pytest.fail("the distribution's criu package is not installed: run scripts/setup.sh")
+    return binaries[0], query.stdout.split(":")[-1].split("-")[0].split("+")[0]
