@@ -19,6 +19,7 @@ import platform
 import shutil
 import socket
 import time
+from dataclasses import dataclass
 from typing import Any, Dict, Optional
 
 from ansible_collections.autopod.autopod.plugins.module_utils import criu as criu_driver
@@ -205,7 +206,7 @@ class Checkpointer:
             watch.lap("prepare")
 
             def run_restore(netns_path: str, _procs: str) -> int:
-                return criu_restore(criu, spec, target, work, netns_path, tcp)
+                return criu_restore(criu, spec, RestoreRun(target, work, tcp), netns_path)
 
             try:
                 start_supervised(self.store, manifest, run_restore, watch,
@@ -229,8 +230,19 @@ class Checkpointer:
                 "criu": criu.facts(), "pod": self.pods.describe(manifest)}
 
 
-def criu_restore(criu: criu_driver.Criu, spec: PodSpec, image_dir: str, work: str, netns_path: str,
-                 tcp: bool, lazy: bool = False, hold_dir: Optional[str] = None) -> int:
+@dataclass
+class RestoreRun:
+    """One restore of a pod: its images, CRIU's work directory, whether it has TCP connections, whether its
+    memory arrives later (post-copy), and who holds it before it resumes (None: the restore itself)."""
+
+    image_dir: str
+    work: str
+    tcp: bool
+    lazy: bool = False
+    hold_dir: Optional[str] = None
+
+
+def criu_restore(criu: criu_driver.Criu, spec: PodSpec, run: RestoreRun, netns_path: str) -> int:
     """Runs inside the supervisor: restore detached, so the restored tree is reparented to it.
 
     The pod's network is held off its bridge until its sockets exist (network.build_identity). The
@@ -241,12 +253,13 @@ def criu_restore(criu: criu_driver.Criu, spec: PodSpec, image_dir: str, work: st
     `hold_dir` the restore holds, attaches and lets go by itself; with it, the owner of that hold (a
     receiver, waiting for its source) does.
     """
+    image_dir, work, tcp, hold_dir = run.image_dir, run.work, run.tcp, run.hold_dir
     hold = holds.Hold(os.path.join(work, "hold")) if hold_dir is None else None
     netns_fd = os.open(netns_path, os.O_RDONLY)
     try:
         settings = holds.criu_settings(hold.directory if hold else hold_dir)
         options = criu_driver.RestoreOptions(images_dir=image_dir, work_dir=work, rootfs=spec.rootfs, netns_fd=netns_fd,
-                                             mounts=spec.mounts, tcp_established=tcp, lazy_pages=lazy,
+                                             mounts=spec.mounts, tcp_established=tcp, lazy_pages=run.lazy,
                                              action_script=settings["script"], env=settings["env"])
         process = criu.start(options)
     finally:

@@ -166,8 +166,8 @@ destination_report:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.autopod.autopod.plugins.module_utils.common_args import CRIU_ARGS, MOVE_ARGS, STATE_DIR_ARGS
-from ansible_collections.autopod.autopod.plugins.module_utils.migration.credentials import Credentials
-from ansible_collections.autopod.autopod.plugins.module_utils.migration.protocol import STORAGE, STRATEGIES, Limits
+from ansible_collections.autopod.autopod.plugins.module_utils.migration.protocol import STORAGE, STRATEGIES
+from ansible_collections.autopod.autopod.plugins.module_utils.migration.requests import MoveRequest
 from ansible_collections.autopod.autopod.plugins.module_utils.migration.source import migrate
 from ansible_collections.autopod.autopod.plugins.module_utils.module_runner import run_module
 
@@ -187,11 +187,7 @@ ARGUMENT_SPEC = dict(
 
 def main() -> None:
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=False)
-    p = module.params
-    run_module(module, lambda: migrate(p["state_dir"], p["criu_path"], p["name"], p["destination"], p["port"],
-                                       Credentials.from_params(p["credentials"], p["encryption"]), p["storage"],
-                                       p["strategy"], p["image_dir"],
-                                       Limits(max_freeze=float(p["max_freeze"]))))
+    run_module(module, lambda: migrate(MoveRequest.from_params(module.params)))
 
 
 if __name__ == "__main__":

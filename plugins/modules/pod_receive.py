@@ -120,9 +120,9 @@ receiver_pid:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.autopod.autopod.plugins.module_utils.common_args import CRIU_ARGS, MOVE_ARGS, STATE_DIR_ARGS
-from ansible_collections.autopod.autopod.plugins.module_utils.migration.credentials import Credentials
-from ansible_collections.autopod.autopod.plugins.module_utils.migration.protocol import STORAGE, Limits
+from ansible_collections.autopod.autopod.plugins.module_utils.migration.protocol import STORAGE
 from ansible_collections.autopod.autopod.plugins.module_utils.migration.receiver import prepare
+from ansible_collections.autopod.autopod.plugins.module_utils.migration.requests import ReceiveRequest
 from ansible_collections.autopod.autopod.plugins.module_utils.module_runner import run_module
 
 ARGUMENT_SPEC = dict(
@@ -141,11 +141,7 @@ ARGUMENT_SPEC = dict(
 
 def main() -> None:
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    p = module.params
-    run_module(module, lambda: prepare(p["state_dir"], p["criu_path"], p["definition"], p["storage"], p["listen"],
-                                       p["port"], p["image_dir"], p["timeout"], p["home"],
-                                       Credentials.from_params(p["credentials"], p["encryption"]), Limits(),
-                                       module.check_mode))
+    run_module(module, lambda: prepare(ReceiveRequest.from_params(module.params), module.check_mode))
 
 
 if __name__ == "__main__":

@@ -26,7 +26,8 @@ from ansible_collections.autopod.autopod.plugins.module_utils.lifecycle import c
 from ansible_collections.autopod.autopod.plugins.module_utils.migration import protocol as P
 from ansible_collections.autopod.autopod.plugins.module_utils.migration.connections import Acceptor
 from ansible_collections.autopod.autopod.plugins.module_utils.migration.credentials import Credentials
-from ansible_collections.autopod.autopod.plugins.module_utils.migration.receiver_pod import ArrivingPod
+from ansible_collections.autopod.autopod.plugins.module_utils.migration.receiver_pod import ArrivingPod, Claim
+from ansible_collections.autopod.autopod.plugins.module_utils.migration.requests import ReceiveRequest
 from ansible_collections.autopod.autopod.plugins.module_utils.pod import PodSpec
 from ansible_collections.autopod.autopod.plugins.module_utils.store import (
     CHECKPOINTED, MOVED, RUNNING, STOPPED, Manifest, PodStore, make_private_dir)
@@ -245,13 +246,11 @@ def _check_rootfs(store: PodStore, spec: PodSpec, storage: str) -> None:
                            "this pod; copy storage would overwrite them" % (spec.name, spec.rootfs))
 
 
-def prepare(state_dir: str, criu_path: str, definition: Any, storage: str, listen: str, port: int,
-            image_dir: Optional[str], timeout: float, home: Optional[str], credentials: Credentials, limits: P.Limits,
-            check_mode: bool) -> Dict[str, Any]:
+def prepare(request: ReceiveRequest, check_mode: bool) -> Dict[str, Any]:
     """pod_receive: check, claim, build the held identity, and leave the receiver daemon listening."""
-    spec = PodSpec.from_definition(definition)
-    store = PodStore(state_dir)
-    criu = criu_driver.Criu(criu_path)
+    spec = PodSpec.from_definition(request.definition)
+    store = PodStore(request.state_dir)
+    criu = criu_driver.Criu(request.criu_path)
     ok, output = criu.check()
     if not ok:
         raise AutopodError("this host cannot take pod %s: `criu check` failed: %s"
@@ -260,20 +259,20 @@ def prepare(state_dir: str, criu_path: str, definition: Any, storage: str, liste
     post_copy_problem = P.post_copy_problem(criu)
     checks = {"criu": criu.facts(), "post_copy": post_copy_problem is None, "post_copy_problem": post_copy_problem,
               "memory_available": capacity.memory_available()}
-    target = os.path.normpath(image_dir or os.path.join(state_dir, "incoming", spec.name))
+    target = os.path.normpath(request.image_dir or os.path.join(request.state_dir, "incoming", spec.name))
     with store.lock():
         existing = store.load(spec.name)
         _check_claimable(existing, spec)
         check_network_free(store, spec)
-        _check_rootfs(store, spec, storage)
+        _check_rootfs(store, spec, request.storage)
         if check_mode:
             return {"changed": True, "checks": checks, "image_dir": target, "post_copy": post_copy_problem is None}
         if existing is not None and existing.busy():  # an earlier receiver for this pod, abandoned: it goes
             os.kill(existing.migration["pid"], signal.SIGKILL)
         claim = secrets.token_hex(8)
-        pod = ArrivingPod(store, criu, spec, target, claim, home, existing)
-        listener = _build(spec, pod, listen, port)
-        daemon = ReceiverDaemon(pod, listener, credentials, timeout, limits, post_copy_problem)
+        pod = ArrivingPod(store, criu, spec, target, Claim(claim, request.home, existing))
+        listener = _build(spec, pod, request.listen, request.port)
+        daemon = ReceiverDaemon(pod, listener, request.credentials, request.timeout, request.limits, post_copy_problem)
         receiver_pid = int(linux.daemonize(linux.report_pid(daemon.serve), target + ".log", [listener.fileno()]))
         bound = listener.getsockname()[1]
         listener.close()
@@ -282,7 +281,7 @@ def prepare(state_dir: str, criu_path: str, definition: Any, storage: str, liste
         manifest.mark_moving("incoming", "", claim)
         manifest.migration.update(pid=receiver_pid, pid_start=linux.process_start_time(receiver_pid))
         store.save(manifest)
-    return {"changed": True, "checks": checks, "address": listen, "port": bound, "image_dir": target,
+    return {"changed": True, "checks": checks, "address": request.listen, "port": bound, "image_dir": target,
             "receiver_pid": receiver_pid, "post_copy": post_copy_problem is None}
 
 

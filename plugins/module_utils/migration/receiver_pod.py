@@ -15,12 +15,13 @@ import os
 import shutil
 import socket
 import threading
+from dataclasses import dataclass
 from typing import Any, Dict, Optional
 
 from ansible_collections.autopod.autopod.plugins.module_utils import cgroups, commands, holds, tcp_repair
 from ansible_collections.autopod.autopod.plugins.module_utils import criu as criu_driver
 from ansible_collections.autopod.autopod.plugins.module_utils import network
-from ansible_collections.autopod.autopod.plugins.module_utils.checkpointing import criu_restore, read_image_meta
+from ansible_collections.autopod.autopod.plugins.module_utils.checkpointing import RestoreRun, criu_restore, read_image_meta
 from ansible_collections.autopod.autopod.plugins.module_utils.errors import AutopodError
 from ansible_collections.autopod.autopod.plugins.module_utils.lifecycle import release, start_supervised
 from ansible_collections.autopod.autopod.plugins.module_utils.migration.protocol import round_dir
@@ -30,14 +31,23 @@ from ansible_collections.autopod.autopod.plugins.module_utils.store import Manif
 from ansible_collections.autopod.autopod.plugins.module_utils.timing import Stopwatch
 
 
+@dataclass
+class Claim:
+    """This receiver's hold on the pod's name here: its id (on the manifest while it waits), the host the pod
+    belongs on, and what this host knew of the pod before (a tombstone, say), put back if the move fails."""
+
+    id: str
+    home: Optional[str]
+    previous: Optional[Manifest]
+
+
 class ArrivingPod:
     """One pod on its way to this host, for the length of one move."""
 
-    def __init__(self, store: PodStore, criu: criu_driver.Criu, spec: PodSpec, image_dir: str, claim: str,
-                 home: Optional[str], previous: Optional[Manifest]) -> None:
+    def __init__(self, store: PodStore, criu: criu_driver.Criu, spec: PodSpec, image_dir: str, claim: "Claim") -> None:
         self.store, self.criu, self.spec, self.image_dir = store, criu, spec, image_dir
-        self.claim, self.home = claim, home
-        self.previous = previous  # what this host knew of the pod before (a tombstone, say): put back on failure
+        self.claim, self.home = claim.id, claim.home
+        self.previous = claim.previous
         self.work = image_dir + ".work"
         self.page_server: Optional["commands.Process[bytes]"] = None
         self.lazy: Optional["commands.Process[bytes]"] = None
@@ -111,8 +121,9 @@ class ArrivingPod:
         watch = Stopwatch()
 
         def run_restore(netns_path: str, _procs: str) -> int:
-            return criu_restore(self.criu, self.spec, self.image_dir, self.work, netns_path,
-                                bool(meta.get("tcp_established", True)), lazy=lazy, hold_dir=self.hold.directory)
+            run = RestoreRun(self.image_dir, self.work, bool(meta.get("tcp_established", True)), lazy=lazy,
+                             hold_dir=self.hold.directory)
+            return criu_restore(self.criu, self.spec, run, netns_path)
 
         def restore() -> None:
             try:

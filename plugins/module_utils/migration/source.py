@@ -26,7 +26,7 @@ from ansible_collections.autopod.autopod.plugins.module_utils import criu as cri
 from ansible_collections.autopod.autopod.plugins.module_utils import rootfs_delta, transfer
 from ansible_collections.autopod.autopod.plugins.module_utils.errors import AutopodError
 from ansible_collections.autopod.autopod.plugins.module_utils.migration import protocol as P
-from ansible_collections.autopod.autopod.plugins.module_utils.migration.credentials import Credentials
+from ansible_collections.autopod.autopod.plugins.module_utils.migration.requests import MoveRequest
 from ansible_collections.autopod.autopod.plugins.module_utils.migration.source_pod import DumpFailed, SourcePod
 from ansible_collections.autopod.autopod.plugins.module_utils.migration.streams import Relay, criu_socket_pair
 from ansible_collections.autopod.autopod.plugins.module_utils.pod import validate_name
@@ -273,13 +273,12 @@ def _interrupt(_signum: int, _frame: object) -> None:
     raise Interrupted("the move was interrupted (SIGTERM)")
 
 
-def migrate(state_dir: str, criu_path: str, name: str, destination: str, port: int, credentials: Credentials,
-            storage: str,
-            strategy: str, image_dir: Optional[str], limits: P.Limits) -> Dict[str, Any]:
-    """pod_migrate: move pod `name` to the receiver at destination:port."""
-    name = validate_name(name)
-    store = PodStore(state_dir)
-    criu = criu_driver.Criu(criu_path)
+def migrate(request: MoveRequest) -> Dict[str, Any]:
+    """pod_migrate: move pod `request.name` to the receiver at its destination:port."""
+    name, destination, credentials, limits = (validate_name(request.name), request.destination, request.credentials,
+                                              request.limits)
+    store = PodStore(request.state_dir)
+    criu = criu_driver.Criu(request.criu_path)
     criu.ensure_compatible(tcp=True)
     post_copy_here, pre_copy_here = P.post_copy_problem(criu), P.pre_copy_problem(criu)
     with store.lock():
@@ -292,13 +291,14 @@ def migrate(state_dir: str, criu_path: str, name: str, destination: str, port: i
             raise MoveFailed("pod %s is %s" % (name, manifest.busy()), result="not_moved", runs_on="source")
         manifest.mark_moving("outgoing", destination, secrets.token_hex(8))
         store.save(manifest)
-    pod = SourcePod(store, criu, manifest, os.path.normpath(image_dir or os.path.join(state_dir, "outgoing", name)))
+    pod = SourcePod(store, criu, manifest,
+                    os.path.normpath(request.image_dir or os.path.join(request.state_dir, "outgoing", name)))
     previous = signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the controller's connection may go; the move finishes
     channel = None
     try:
         def connect() -> socket.socket:
-            return credentials.secure(transfer.connect(destination, port, limits.connect), False, limits.connect)
+            return credentials.secure(transfer.connect(destination, request.port, limits.connect), False, limits.connect)
 
         def open_stream(stream_id: str) -> socket.socket:
             sock = connect()
@@ -306,7 +306,7 @@ def migrate(state_dir: str, criu_path: str, name: str, destination: str, port: i
             return sock
         channel = transfer.Channel(connect(), limits.reply)
         return SourceConversation(channel, pod, credentials.token, limits, open_stream, destination).run(
-            strategy, storage, post_copy_here, pre_copy_here)
+            request.strategy, request.storage, post_copy_here, pre_copy_here)
     except MoveFailed:
         raise
     except Exception as exc:  # a broken connection, a full disk, SIGTERM: before the freeze nothing has changed
