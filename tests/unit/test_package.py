@@ -7,6 +7,8 @@ import subprocess
 import sys
 import tarfile
 
+import yaml
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -35,3 +37,22 @@ def test_every_role_documents_its_inputs():
     for role in roles:
         assert os.path.exists(os.path.join(ROOT, "roles", role, "README.md")), role
         assert "autopod.autopod.%s" % role in listed.stdout, (role, listed.stdout)
+
+
+def test_the_execution_environment_context_installs_this_collection_and_pyroute2(tmp_path):
+    version = yaml.safe_load(open(os.path.join(ROOT, "galaxy.yml")))["version"]
+    bin_dir = os.path.dirname(sys.executable)
+    built = subprocess.run([os.path.join(bin_dir, "ansible-galaxy"), "collection", "build", ROOT, "--force",
+                            "--output-path", os.path.join(ROOT, "build")], capture_output=True, text=True, check=False)
+    assert built.returncode == 0, built.stderr
+    context = str(tmp_path / "context")
+    created = subprocess.run([os.path.join(bin_dir, "ansible-builder"), "create", "-f",
+                              os.path.join(ROOT, "meta", "execution-environment.yml"), "-c", context],
+                             capture_output=True, text=True, check=False)
+    assert created.returncode == 0, created.stdout + created.stderr
+    tarball = "autopod-autopod-%s.tar.gz" % version
+    assert os.path.exists(os.path.join(context, "_build", "collections", tarball))
+    wanted = yaml.safe_load(open(os.path.join(context, "_build", "requirements.yml")))["collections"]
+    assert {"name": "/build/collections/" + tarball, "type": "file"} in wanted
+    assert "pyroute2" in open(os.path.join(context, "_build", "requirements.txt")).read()
+    assert "ansible-galaxy collection install" in open(os.path.join(context, "Dockerfile")).read()
