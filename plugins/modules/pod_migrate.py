@@ -156,6 +156,16 @@ timings:
   returned: when the move started
   type: dict
   sample: {"cpu_check_ms": 30.0, "dump_ms": 70.0, "images_ms": 3.0, "restore_remote_ms": 90.0, "total_ms": 400.0}
+frozen_phases_ms:
+  description:
+    - Where the frozen time went, in milliseconds; the phases add up to RV(frozen_ms).
+    - V(dump) freezing and dumping the tasks; V(rootfs_delta) the rootfs's second pass (copy storage); V(pages) the
+      memory sent while frozen (0 for post-copy, whose pages follow the pod); V(images) the rest of the image;
+      V(restore) the destination's restore up to its hold; V(network) putting the pod on its bridge and probing its
+      connections' windows; V(resume) the rest of the hand-over (the GO round trip and the resume).
+  returned: success
+  type: dict
+  sample: {"dump": 55.0, "rootfs_delta": 12.0, "pages": 0, "images": 9.0, "restore": 62.0, "network": 2.1, "resume": 18.0}
 destination_report:
   description: What the destination reported (its PID for the pod, CRIU restore statistics, timings).
   returned: success

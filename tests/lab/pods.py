@@ -165,13 +165,14 @@ def migrate(inventory: str, name: str, source: str, receiver: Dict[str, Any], cr
 
 
 def frozen_phases(moved: Dict[str, Any]) -> Dict[str, float]:
-    """A move's frozen time by phase, in ms, from pod_migrate's timings: the dump, what crossed while frozen
-    (the rootfs's second pass, the images, and the pages unless they follow the pod), the restore on the
-    destination, and its network attach and resume."""
-    timings = moved.get("timings", {})
-    crossing = ("rootfs_final_ms", "images_ms") + (() if moved.get("strategy") == "post-copy" else ("pages_ms",))
-    return {"dump": timings.get("dump_ms", 0), "transfer": sum(timings.get(k, 0) for k in crossing),
-            "restore": timings.get("restore_remote_ms", 0), "network_and_resume": timings.get("resume_remote_ms", 0)}
+    """A move's frozen time in the soak table's four columns, from pod_migrate's frozen_phases_ms: the dump,
+    what crossed while frozen (the rootfs's second pass, the pages unless they follow the pod, the images),
+    the restore on the destination, and its network attach and resume."""
+    phases = moved.get("frozen_phases_ms", {})
+    return {"dump": phases.get("dump", 0),
+            "transfer": sum(phases.get(k, 0) for k in ("rootfs_delta", "pages", "images")),
+            "restore": phases.get("restore", 0),
+            "network_and_resume": phases.get("network", 0) + phases.get("resume", 0)}
 
 
 def move(inventory: str, name: str, source: str, destination: str, storage: str = "copy",

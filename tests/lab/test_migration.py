@@ -7,6 +7,7 @@ for resets, gaps and repeats; the workload recomputes its memory after every mov
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
 
@@ -150,7 +151,10 @@ def test_the_move_pod_playbook(lab, clean):
                        {"pod": "mv-play", "from": "lab1", "to": "lab3", "image_dir": pods.IMAGES,
                         "criu_path": pods.CRIU}, inventory=lab)
         assert run.returncode == 0, run.stdout
-        assert "mv-play moved to lab3 by post-copy" in run.stdout
+        line = re.search(r"mv-play: lab1 -> lab3 post-copy, frozen ([0-9.]+) ms \(dump ([0-9.]+), .*\), "
+                         r"([0-9.]+) MiB between the hosts", run.stdout)
+        assert line, run.stdout  # one line per move at default verbosity, with its phases
+        assert float(line.group(1)) >= float(line.group(2)) > 0 and float(line.group(3)) > 0
         assert pods.running_on(lab, "mv-play", ["lab1", "lab3"]) == ["lab3"]
         assert_unbroken(watcher)
     finally:

@@ -270,6 +270,9 @@ def test_stop_and_copy_moves_the_pod_and_ends_the_source_copy_only_after_it_runs
     assert arriving.received == len(PAGES) and result["bytes"]["pages"] == len(PAGES)
     assert received == "moved"
     assert os.path.exists(os.path.join(arriving.spec.rootfs, "etc", "hostname")), "the rootfs travelled"
+    phases = result["frozen_phases_ms"]
+    assert set(phases) == {"dump", "rootfs_delta", "pages", "images", "restore", "network", "resume"}
+    assert abs(sum(phases.values()) - result["frozen_ms"]) <= 1.0, (phases, result["frozen_ms"])
 
 
 def test_post_copy_hands_over_when_every_page_arrived(tmp_path):

@@ -136,6 +136,7 @@ class SourceConversation:
     def _freeze(self, strategy: str) -> None:
         lazy = strategy == P.POST_COPY
         criu_end = self._stream(0, lazy)
+        self.watch.lap("page_stream")
         self.frozen_at = time.monotonic()
         try:
             self.pod.freeze(strategy, criu_end, len(self.pre_copy_pages), self.frozen_at + self.limits.max_freeze)
@@ -260,9 +261,22 @@ class SourceConversation:
             "downtime_ms": frozen_ms, "frozen_ms": frozen_ms,  # a lazy dump's own clock runs until its last page is served
             "criu_frozen_ms": None if strategy == P.POST_COPY else round(stats.get("frozen_time_us", 0) / 1000, 1),
             "final_dump_pages": stats.get("pages_written", 0), "destination_report": running,
+            "frozen_phases_ms": frozen_phases(figures["timings"], running.get("go_timings", {}), strategy),
             "bytes": dict(self.bytes, pages=pages, channel=self.channel.sent + self.channel.received,
                           total=pages + self.channel.sent + self.channel.received)})
         return figures
+
+
+def frozen_phases(timings: Dict[str, float], go_timings: Dict[str, float], strategy: str) -> Dict[str, float]:
+    """Where the frozen time went, in ms: freezing and dumping the tasks, the rootfs's second pass, the pages
+    (unless they follow the pod), the images, the restore up to its hold, putting the pod on its bridge
+    (attach and window probes, on the destination), and the rest of the hand-over (the GO round trip and
+    the resume). They add up to `frozen_ms`, give or take rounding."""
+    network = go_timings.get("attach_ms", 0) + go_timings.get("window_probes_ms", 0)
+    return {"dump": timings.get("dump_ms", 0), "rootfs_delta": timings.get("rootfs_final_ms", 0),
+            "pages": 0 if strategy == P.POST_COPY else timings.get("pages_ms", 0),
+            "images": timings.get("images_ms", 0), "restore": timings.get("restore_remote_ms", 0),
+            "network": round(network, 1), "resume": round(max(timings.get("resume_remote_ms", 0) - network, 0), 1)}
 
 
 def _msg(exc: BaseException) -> str:
