@@ -63,10 +63,10 @@ def fleet(lab, hosts, tmp_path):
     aptrepo.publish(topo.repo_dir(), [])
 
 
-def run(lab, report_dir, **extra):
+def run(lab, report_dir, options=None, **extra):
     variables = {"autopod_report_dir": str(report_dir)}
     variables.update(extra)
-    result = playbook(PLAYBOOK, variables, inventory=lab)
+    result = playbook(PLAYBOOK, variables, inventory=lab, options=options)
     os.makedirs(str(report_dir), exist_ok=True)
     with open(os.path.join(str(report_dir), "ansible-playbook.log"), "w") as log:
         log.write(result.stdout)
@@ -137,6 +137,37 @@ def test_rolling_patch_then_nothing_left_to_do(lab, hosts, fleet, tmp_path):
     assert again["moves"] == [], "nothing moves when nothing needs patching"
     assert all(h["result"].startswith("skipped: nothing to do") for h in again["hosts"].values()), again["hosts"]
     assert {host: control.boot_id(host) for host in hosts} == {h: report["hosts"][h]["boot_id_after"] for h in hosts}
+
+
+def _state_of(lab, hosts):
+    """What a dry run must not change: each pod's host and PID, each host's boot and packages."""
+    return {host: {"boot": control.boot_id(host),
+                   "packages": pods.shell(lab, host, "dpkg-query -W -f '${Package}=${Version} ' "
+                                                     "autopod-demo-kernel autopod-demo-tool")["stdout"],
+                   "pods": {p["name"]: p["init_pid"] for p in module("pod_info", {}, host=host, inventory=lab)["pods"]
+                            if p["state"] == "running"}}
+            for host in hosts}
+
+
+def test_a_dry_run_plans_every_move_and_patch_and_changes_nothing(lab, hosts, fleet, tmp_path):
+    before = _state_of(lab, hosts)
+    dry = run(lab, tmp_path / "dry", options=["--check"])
+    assert dry.returncode == 0, dry.stdout[-6000:]
+    assert _state_of(lab, hosts) == before
+    report = report_of(tmp_path / "dry")
+    assert report["dry_run"] is True
+    for host in hosts:
+        assert report["hosts"][host]["result"].startswith(
+            "planned: install autopod-demo-kernel, then reboot"), report["hosts"][host]
+    planned = [m for m in report["moves"] if m["phase"] == "evacuate"]
+    assert sorted(m["pod"] for m in planned) == sorted(HOME), report["moves"]
+    for move in planned:
+        assert move["result"] == "planned" and move["strategy"] in ("post-copy", "stop-and-copy"), move
+        assert move["downtime_ms"] > 0 and move["bytes"] > 16 << 20 and move["runs_on"] == HOME[move["pod"]], move
+        assert move["to"] in hosts and move["to"] != HOME[move["pod"]]
+    assert len(re.findall(r"would move by (post-copy|stop-and-copy), [0-9.]+ MiB, expected pause about", dry.stdout)) == 3
+    assert "DRY RUN" in open(os.path.join(str(tmp_path / "dry"), report["owner"] + ".md")).read()
+    assert_clients_unharmed(fleet)
 
 
 def test_a_host_that_does_not_come_back_stops_the_rollout(lab, hosts, fleet, tmp_path):
