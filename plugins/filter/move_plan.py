@@ -11,7 +11,7 @@ name: move_plan
 short_description: What a move would do, for a dry run
 version_added: 0.1.0
 description:
-  - The strategy V(auto) would choose (post-copy where the destination can do it, else stop-and-copy: a dry run does
+  - The strategy V(auto) would choose (post-copy where the destination can do it, else stop-and-copy; a dry run does
     not probe the source for pre-copy), the MiB that would cross (memory, and the root filesystem with copy storage)
     and the pause to expect, estimated from this project's measured rates (README.md).
 positional: destination_post_copy, strategy, storage

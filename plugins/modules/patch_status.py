@@ -161,9 +161,10 @@ partial:
 unknown:
   returned: always
   type: dict
-  description: What could not be determined, and why; V(updates) (the pending updates) or V(reboot_signal) (the
-    package manager's own reboot signal: the kernel comparison still settles RV(reboot_required) when it says a reboot
-    is needed).
+  description:
+    - What could not be determined, and why. V(updates), the pending updates; V(reboot_signal), the package
+      manager's own reboot signal (the kernel comparison still settles RV(reboot_required) when it says a reboot
+      is needed).
   sample: {"updates": "the package database is locked by PID 4242 (apt-get): a package operation is in progress"}
 notes:
   description: Checks that do not apply here, with the reason.

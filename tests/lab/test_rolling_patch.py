@@ -159,8 +159,10 @@ def test_a_dry_run_plans_every_move_and_patch_and_changes_nothing(lab, hosts, fl
     for host in hosts:
         assert report["hosts"][host]["result"].startswith(
             "planned: install autopod-demo-kernel, then reboot"), report["hosts"][host]
-    planned = [m for m in report["moves"] if m["phase"] == "evacuate"]
+    # a peer that refuses (a rootfs an earlier test left there, say) is named, and the next peer is planned
+    planned = [m for m in report["moves"] if m["phase"] == "evacuate" and m["ok"]]
     assert sorted(m["pod"] for m in planned) == sorted(HOME), report["moves"]
+    assert all(m["msg"] for m in report["moves"] if not m["ok"]), report["moves"]
     for move in planned:
         assert move["result"] == "planned" and move["strategy"] in ("post-copy", "stop-and-copy"), move
         assert move["downtime_ms"] > 0 and move["bytes"] > 16 << 20 and move["runs_on"] == HOME[move["pod"]], move
