@@ -78,6 +78,14 @@ options:
         move is given up and the pod resumes here.
     type: int
     default: 30
+  max_pause_ms:
+    description:
+      - A pause budget, as QEMU's downtime limit is for virtual machines. Each strategy's pause is estimated from the
+        pod's resident memory with the model this project measured (README.md, "Pause budget"); with O(strategy=auto)
+        the best strategy that fits is chosen, and an explicit strategy that does not fit is refused.
+      - When no strategy fits, the move does not start; the pod keeps running here and the result says why.
+      - The budget also bounds O(max_freeze), so a pod frozen past it resumes here.
+    type: int
   image_dir:
     description: Where this host writes the pod's images (a tmpfs directory is fastest). Defaults to
       C(<state_dir>/outgoing/<name>).
@@ -189,6 +197,7 @@ ARGUMENT_SPEC = dict(
     strategy=dict(type="str", choices=list(STRATEGIES), default="auto"),
     image_dir=dict(type="path"),
     max_freeze=dict(type="int", default=30),
+    max_pause_ms=dict(type="int"),
     **CRIU_ARGS,
     **STATE_DIR_ARGS,
     **MOVE_ARGS,

@@ -89,6 +89,26 @@ def test_a_refused_destination_leaves_the_pod_running(lab, clean):
         watcher.close()
 
 
+def test_a_pause_budget_chooses_the_strategy_or_leaves_the_pod_where_it_is(lab, clean):
+    """64 MiB: stop-and-copy is expected to pause about 350 ms, post-copy about 135 ms (pause_model.py)."""
+    pods.place(lab, "lab1", "mv-budget", 8, mib=64)
+    watcher = pods.client(8)
+    try:
+        watcher.wait_lines(10)
+        pid = module("pod_info", {"name": "mv-budget"}, host="lab1", inventory=lab)["pods"][0]["init_pid"]
+        refused = pods.move(lab, "mv-budget", "lab1", "lab2", strategy="stop-and-copy", max_pause_ms=200)
+        assert refused["failed"] and refused["result"] == "not_moved" and refused["runs_on"] == "source", refused
+        assert "over the budget of 200 ms" in refused["msg"], refused["msg"]
+        assert module("pod_info", {"name": "mv-budget"}, host="lab1", inventory=lab)["pods"][0]["init_pid"] == pid
+        assert pods.running_on(lab, "mv-budget", ["lab1", "lab2"]) == ["lab1"]
+        moved = pods.move(lab, "mv-budget", "lab1", "lab2", max_pause_ms=400)
+        assert moved.get("result") == "moved" and moved["strategy"] == "post-copy", moved
+        assert pods.running_on(lab, "mv-budget", ["lab1", "lab2"]) == ["lab2"]
+        assert_unbroken(watcher)
+    finally:
+        watcher.close()
+
+
 def test_pre_copy_without_soft_dirty_tracking_is_refused_before_anything_moves(lab, clean):
     # This machine's kernel has no soft-dirty tracking (the QEMU guests' Debian kernels do: tests/qemu).
     pods.place(lab, "lab1", "mv-precopy", 5)

@@ -33,6 +33,7 @@ from typing import Any, Dict, Optional
 
 from ansible_collections.autopod.autopod.plugins.module_utils import criu as criu_driver
 from ansible_collections.autopod.autopod.plugins.module_utils.errors import AutopodError
+from ansible_collections.autopod.autopod.plugins.module_utils.migration.pause_model import over_budget
 
 HELLO, READY, PLAN, PLAN_OK = "hello", "ready", "plan", "plan_ok"
 CPUINFO, CPU_OK = "cpuinfo", "cpu_ok"
@@ -63,6 +64,11 @@ class Limits:
     stall: float = 10.0  # a stream (rootfs, images, pages) without a byte either way
     max_freeze: float = 30.0  # from the freeze until the pod runs on the destination; then the source revives it
     fence_margin: float = 5.0  # beyond the destination's stall limit, before the source revives a post-copied pod
+    max_pause_ms: Optional[int] = None  # the pause budget: chooses the strategy, and bounds max_freeze
+
+    def __post_init__(self) -> None:
+        if self.max_pause_ms:  # frozen past the budget, the pod is revived on its source
+            self.max_freeze = min(self.max_freeze, self.max_pause_ms / 1000.0)
 
     def to_dict(self) -> Dict[str, float]:
         return dict(self.__dict__)
@@ -107,17 +113,23 @@ def pre_copy_problem(criu: criu_driver.Criu) -> Optional[str]:
 
 
 def resolve_strategy(asked: str, post_copy_local: Optional[str], post_copy_remote_ok: bool,
-                     pre_copy_local: Optional[str]) -> str:
+                     pre_copy_local: Optional[str], memory: int = 0, max_pause_ms: Optional[int] = None) -> str:
     """The strategy to use: the one asked for if possible (else an error), or for `auto` the best one
     possible: post-copy (shortest pause), else pre-copy (only the source needs soft-dirty tracking),
-    else stop-and-copy."""
+    else stop-and-copy. With a pause budget, a strategy whose expected pause for `memory` bytes is over
+    it is not possible either (pause_model.py); when none is left, the move does not start."""
     post_copy = post_copy_local or (None if post_copy_remote_ok else "the destination cannot do post-copy")
     problems = {POST_COPY: post_copy, PRE_COPY: pre_copy_local, STOP_AND_COPY: None}
+    for strategy in problems:
+        problems[strategy] = problems[strategy] or over_budget(strategy, memory, max_pause_ms)
     if asked != AUTO:
         if problems[asked]:
             raise AutopodError("%s is not possible: %s" % (asked, problems[asked]))
         return asked
-    return next(strategy for strategy in (POST_COPY, PRE_COPY, STOP_AND_COPY) if not problems[strategy])
+    possible = [strategy for strategy in (POST_COPY, PRE_COPY, STOP_AND_COPY) if not problems[strategy]]
+    if not possible:
+        raise AutopodError("no strategy fits: %s" % "; ".join("%s: %s" % item for item in problems.items()))
+    return possible[0]
 
 
 def image_files(image_dir: str) -> list:

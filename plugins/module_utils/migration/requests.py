@@ -33,7 +33,7 @@ class MoveRequest:
                    destination=params["destination"], port=params["port"],
                    credentials=Credentials.from_params(params["credentials"], params["encryption"]),
                    storage=params["storage"], strategy=params["strategy"], image_dir=params["image_dir"],
-                   limits=Limits(max_freeze=float(params["max_freeze"])))
+                   limits=Limits(max_freeze=float(params["max_freeze"]), max_pause_ms=params["max_pause_ms"]))
 
 
 @dataclass

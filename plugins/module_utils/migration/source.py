@@ -62,7 +62,8 @@ class SourceConversation:
     def run(self, asked: str, storage: str, post_copy_here: Optional[str], pre_copy_here: Optional[str]) -> Dict[str, Any]:
         self.storage = storage
         ready = self._ask(P.hello(self.token, self.pod.spec.name, P.STREAM_CONTROL), P.READY)
-        strategy = P.resolve_strategy(asked, post_copy_here, bool(ready.get("post_copy")), pre_copy_here)
+        strategy = P.resolve_strategy(asked, post_copy_here, bool(ready.get("post_copy")), pre_copy_here,
+                                      self.pod.memory(), self.limits.max_pause_ms)
         self._ask({"type": P.PLAN, "strategy": strategy, "storage": storage, "memory": self.pod.memory()}, P.PLAN_OK)
         self._check_cpu()
         synced = self._sync_rootfs(None) if storage == "copy" else None
