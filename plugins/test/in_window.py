@@ -23,7 +23,8 @@ options:
     type: raw
     required: true
   days:
-    description: Weekdays the window opens on, English three-letter names (V(Mon) ... V(Sun)).
+    description: Weekdays the window opens on, English three-letter names (V(Mon) ... V(Sun)); a string of them
+      separated by commas or newlines (an AWX survey's multiselect) is taken too.
     type: list
     elements: str
     default: []
@@ -74,6 +75,8 @@ def _opening_day(moment: datetime.datetime, hours: str) -> Optional[int]:
 def in_window(moment: Any, days: Sequence[str] = (), hours: str = "") -> bool:
     if not isinstance(moment, datetime.datetime):
         raise AnsibleFilterError("in_window tests a datetime, such as now(utc=true); got %r" % (moment,))
+    if isinstance(days, str):  # an AWX survey's multiselect, or -e "autopod_window_days=Sat,Sun"
+        days = days.replace(",", " ").split()
     unknown = [d for d in days or () if d not in DAYS]
     if unknown:
         raise AnsibleFilterError("in_window: unknown weekdays %s (use %s)" % (", ".join(unknown), ", ".join(DAYS)))

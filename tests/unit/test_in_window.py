@@ -47,6 +47,8 @@ def test_the_small_hours_belong_to_the_night_before():
 
 def test_days_alone():
     assert in_window(at(SAT, "12:00"), ["Sat", "Sun"])
+    assert in_window(at(SAT, "12:00"), "Sat\nSun") and in_window(at(SAT, "12:00"), "Fri,Sat")
+    assert not in_window(at(SAT, "12:00"), "Mon\nTue")
     assert not in_window(at(SAT, "12:00", offset_days=2), ["Sat", "Sun"])  # Monday
 
 

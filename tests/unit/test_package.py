@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -56,3 +57,16 @@ def test_the_execution_environment_context_installs_this_collection_and_pyroute2
     assert {"name": "/build/collections/" + tarball, "type": "file"} in wanted
     assert "pyroute2" in open(os.path.join(context, "_build", "requirements.txt")).read()
     assert "ansible-galaxy collection install" in open(os.path.join(context, "Dockerfile")).read()
+
+
+def test_the_awx_surveys_ask_only_for_variables_their_playbook_reads():
+    for survey, playbook_name in (("rolling_patch.survey.json", "rolling_patch.yml"),
+                                  ("move_pod.survey.json", "move_pod.yml")):
+        with open(os.path.join(ROOT, "meta", "awx", survey)) as handle:
+            spec = json.load(handle)["spec"]
+        text = open(os.path.join(ROOT, "playbooks", playbook_name)).read()
+        for question in spec:
+            assert {"question_name", "variable", "type", "required", "default"} <= set(question), question
+            assert question["variable"] in text, (survey, question["variable"])
+            if question["type"] in ("multiplechoice", "multiselect"):
+                assert question["choices"] and (question["default"] in question["choices"] or not question["default"])
