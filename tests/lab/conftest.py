@@ -6,6 +6,7 @@ import pytest
 
 from lab import control
 from lab import topology as topo
+from tests.lab import fleet as fleet_setup
 from tests.lab import pods
 from tests.support.cleanup import adopt_orphans, reap_orphans
 from tests.support.prerequisites import require_criu
@@ -37,3 +38,9 @@ def clean(lab, hosts):
     for host in hosts:
         control.heal(host)
     pods.remove_everywhere(lab, hosts)
+
+
+@pytest.fixture
+def fleet(lab, hosts):
+    """A pod on every host and a security update waiting (tests/lab/fleet.py); each pod's watcher."""
+    yield from fleet_setup.fleet(lab, hosts)

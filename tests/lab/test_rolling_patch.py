@@ -13,54 +13,17 @@ from __future__ import annotations
 import json
 import os
 import re
-import secrets
 import subprocess
 import sys
 
-import pytest
 
-from lab import aptrepo, control
-from lab import topology as topo
+from lab import control
 from tests.lab import pods
 from tests.lab.capture import SwitchCapture
+from tests.lab.fleet import HOME, MARKER, REDIS_POD
 from tests.support.ansible_cli import ROOT, module, playbook
 
-KERNEL_1 = aptrepo.Package("autopod-demo-kernel", "1.0", "autopod-lab-security", needs_reboot=True)
-KERNEL_2 = aptrepo.Package("autopod-demo-kernel", "1.1", "autopod-lab-security", needs_reboot=True)
-TOOL_1 = aptrepo.Package("autopod-demo-tool", "1.0", "autopod-lab")
-TOOL_2 = aptrepo.Package("autopod-demo-tool", "1.1", "autopod-lab")  # a regular update: policy security leaves it
 PLAYBOOK = os.path.join(ROOT, "playbooks", "rolling_patch.yml")
-HOME = {"rp-a": "lab1", "rp-b": "lab2", "rp-c": "lab3"}
-REDIS_POD = "rp-a"
-MARKER = "autopod-rolling-marker-%s" % secrets.token_hex(8)  # in every counter pod's memory
-
-
-@pytest.fixture
-def fleet(lab, hosts, tmp_path):
-    """The old kernel package installed everywhere, the update published, a pod on every host."""
-    aptrepo.publish(topo.repo_dir(), [KERNEL_1, TOOL_1])
-    for host in hosts:
-        pods.shell(lab, host, "apt-get update -q && apt-get install -y -q autopod-demo-kernel=1.0 autopod-demo-tool=1.0 "
-                              "&& rm -f /var/run/reboot-required*")
-    aptrepo.publish(topo.repo_dir(), [KERNEL_1, KERNEL_2, TOOL_1, TOOL_2])
-    watchers = {}
-    for offset, (name, host) in enumerate(sorted(HOME.items()), start=20):
-        if name == REDIS_POD:
-            pods.place_service(lab, host, "redis", name, offset)
-            watchers[name] = pods.service_client("redis", offset)
-        else:
-            pods.place(lab, host, name, offset, mib=16, env={"POD_SECRET": " ".join([MARKER] * 64)})
-            watchers[name] = pods.client(offset)
-    for name, watcher in watchers.items():
-        watcher.wait_requests(100) if name == REDIS_POD else watcher.wait_lines(10)
-    yield watchers
-    for watcher in watchers.values():
-        watcher.close()
-    pods.remove_everywhere(lab, hosts)
-    for host in hosts:
-        pods.shell(lab, host, "apt-get purge -y -q autopod-demo-kernel autopod-demo-tool; rm -f /var/run/reboot-required*; "
-                              "rm -f /var/lib/autopod/maintenance.json")
-    aptrepo.publish(topo.repo_dir(), [])
 
 
 def run(lab, report_dir, options=None, **extra):
