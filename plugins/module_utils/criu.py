@@ -25,6 +25,7 @@ from ansible_collections.autopod.autopod.plugins.module_utils.pod import MountSp
 
 NET_KEY = "autopod-net"
 LOG_LEVEL = "-v4"
+LAZY_PAGES_SOCKET = "lazy-pages.socket"  # made by `criu lazy-pages` in its work directory (criu/uffd.c)
 # CRIU lives in sbin directories, which a non-login PATH may lack.
 _SEARCH_PATH = ":".join([os.environ.get("PATH", ""), "/usr/local/sbin", "/usr/sbin", "/sbin"])
 # (kernel from, CRIU needed, applies only with TCP connections, why): docs/design.md, "CRIU versions".

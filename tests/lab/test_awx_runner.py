@@ -10,7 +10,7 @@ import shutil
 import ansible_runner
 
 from tests.lab.fleet import HOME
-from tests.support.ansible_cli import ROOT
+from tests.support.ansible_cli import BIN, ROOT
 
 
 def _survey_answers(report_dir: str) -> dict:
@@ -33,8 +33,9 @@ def _private_data_dir(base: str, inventory: str, extravars: dict) -> str:
     return base
 
 
-def test_the_job_runs_under_ansible_runner_and_its_events_carry_each_move_and_no_secret(lab, hosts, fleet, tmp_path):
+def test_the_job_runs_under_ansible_runner_and_its_events_carry_each_move_and_no_secret(lab, hosts, fleet, tmp_path, monkeypatch):
     data_dir = _private_data_dir(str(tmp_path / "awx"), lab, _survey_answers(str(tmp_path / "reports")))
+    monkeypatch.setenv("PATH", BIN + os.pathsep + os.environ["PATH"])  # an EE has ansible-playbook on its PATH
     run = ansible_runner.run(private_data_dir=data_dir, playbook="playbooks/rolling_patch.yml", quiet=True,
                              ident="job-1")
     events = list(run.events)

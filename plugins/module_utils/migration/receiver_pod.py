@@ -15,6 +15,7 @@ import os
 import shutil
 import socket
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any, Dict, Optional
 
@@ -105,6 +106,18 @@ class ArrivingPod:
         self.relay = Relay(relay_end, stream, stall, "lazy page").start()
         self.relay.watch_peer()
 
+    def _wait_for_lazy_pages_socket(self, timeout: float) -> None:
+        """`criu restore --lazy-pages` connects at once to the socket lazy-pages makes in the work directory
+        once it has read the images; started before it exists, the restore fails ("uffd: connect to
+        lazy-pages.socket failed: No such file or directory")."""
+        path = os.path.join(self.work, criu_driver.LAZY_PAGES_SOCKET)
+        deadline = time.monotonic() + timeout
+        while not os.path.exists(path):
+            if self.lazy is None or self.lazy.poll() is not None or time.monotonic() > deadline:
+                raise AutopodError("criu lazy-pages did not get ready: %s"
+                                   % criu_driver.log_errors(os.path.join(self.work, "lazy-pages.log")))
+            time.sleep(0.005)
+
     # ---- restore, held ----
 
     def restore_held(self, hold_timeout: float) -> Dict[str, Any]:
@@ -118,6 +131,8 @@ class ArrivingPod:
                 raise AutopodError("another receiver has taken pod %s over on this host" % self.spec.name)
             self.manifest.migration = claimed.migration
         self.hold = holds.Hold(os.path.join(self.work, "hold"))
+        if lazy:
+            self._wait_for_lazy_pages_socket(hold_timeout)
         watch = Stopwatch()
 
         def run_restore(netns_path: str, _procs: str) -> int:
