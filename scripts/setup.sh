@@ -6,7 +6,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 VENV="$ROOT/.venv"
 DEBIAN_PACKAGES=(debootstrap busybox-static criu gcc libc6-dev openssh-server openssh-client rsync
-                 iproute2 python3-venv tar procps shellcheck python3-apt dpkg-dev qemu-system-x86)
+                 iproute2 python3-venv tar procps shellcheck python3-apt dpkg-dev qemu-system-x86 chromium)
 
 say() { printf '[setup] %s\n' "$*"; }
 

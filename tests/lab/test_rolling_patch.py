@@ -87,6 +87,8 @@ def test_rolling_patch_then_nothing_left_to_do(lab, hosts, fleet, tmp_path):
         assert versions.split() == ["autopod-demo-kernel=1.1", "autopod-demo-tool=1.0"], (host, versions)
     assert_clients_unharmed(fleet)
     assert os.path.exists(str(tmp_path / "first" / (report["owner"] + ".md")))
+    page = open(str(tmp_path / "first" / (report["owner"] + ".html"))).read()
+    assert page.count("<circle") == len(moves) and page.count('fill="#3a7"') == len(hosts)  # moves, patches
 
     second = run(lab, tmp_path / "second")
     assert second.returncode == 0, second.stdout[-6000:]
