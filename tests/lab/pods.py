@@ -202,7 +202,10 @@ def running_on(inventory: str, name: str, hosts: List[str]) -> List[str]:
 
 
 def remove_everywhere(inventory: str, hosts: List[str]) -> None:
+    """Every pod on `hosts`, and the root filesystems tests gave them (pod_create state=absent keeps a rootfs,
+    as it should: the copies a move left on a peer would make the next test's pod of that name refused there)."""
     for host in hosts:
         for pod in module("pod_info", {}, host=host, inventory=inventory).get("pods", []):
             module("pod_create", {"name": pod["name"], "state": "absent", "stop_timeout": 0},
                    host=host, inventory=inventory)
+        shell(inventory, host, "rm -rf %s" % PODS_DIR)
