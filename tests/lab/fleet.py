@@ -38,11 +38,15 @@ def fleet(lab: str, hosts: List[str]) -> Iterator[Dict[str, object]]:
             watchers[name] = pods.client(offset)
     for name, watcher in watchers.items():
         watcher.wait_requests(100) if name == REDIS_POD else watcher.wait_lines(10)
-    yield watchers
-    for watcher in watchers.values():
-        watcher.close()
-    pods.remove_everywhere(lab, hosts)
-    for host in hosts:
-        pods.shell(lab, host, "apt-get purge -y -q autopod-demo-kernel autopod-demo-tool; rm -f /var/run/reboot-required*; "
-                              "rm -f /var/lib/autopod/maintenance.json")
-    aptrepo.publish(topo.repo_dir(), [])
+    try:
+        yield watchers
+    finally:  # each step even when one before it fails: a later test must find no pod, package or lock of these
+        for watcher in watchers.values():
+            watcher.close()
+        try:
+            pods.remove_everywhere(lab, hosts)
+        finally:
+            for host in hosts:
+                pods.shell(lab, host, "apt-get purge -y -q autopod-demo-kernel autopod-demo-tool "
+                                      "&& rm -f /var/run/reboot-required* /var/lib/autopod/maintenance.json")
+            aptrepo.publish(topo.repo_dir(), [])

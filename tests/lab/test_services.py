@@ -23,7 +23,7 @@ def moved_under_load(lab, client, name, source, destination, strategy, definitio
     client.wait_requests(50)
     started = time.monotonic()
     result = pods.move(lab, name, source, destination, strategy=strategy, definition=definition)
-    assert result.get("changed") and result["result"] == "moved", result
+    assert result.get("changed") and result["result"] == "moved", "%s: %s" % (result.get("result"), result.get("msg"))
     assert result["strategy"] == strategy
     client.wait_requests(50, timeout=60)
     assert client.errors() == [], client.errors()
