@@ -90,7 +90,9 @@ def _release(suite: str, files: List[str], base: str) -> str:
 
 
 def publish(repo: str, packages: Iterable[Package]) -> None:
-    """Build the packages (if missing) and (re)write every suite's index and Release file."""
+    """Make the repository hold exactly `packages`: build them (if missing), take out of the pool whatever
+    an earlier publish left there (dpkg-scanpackages indexes every file of a suite's pool), and (re)write
+    every suite's index and Release file."""
     by_suite = {suite: [] for suite in SUITES}
     for package in packages:
         path = package.pool_path(repo)
@@ -102,7 +104,12 @@ def publish(repo: str, packages: Iterable[Package]) -> None:
         by_suite.setdefault(package.suite, []).append(package)
     for suite in by_suite:
         base = os.path.join(repo, "dists", suite)
-        os.makedirs(os.path.join(repo, "pool", suite), exist_ok=True)
+        pool = os.path.join(repo, "pool", suite)
+        os.makedirs(pool, exist_ok=True)
+        wanted = {os.path.basename(package.pool_path(repo)) for package in by_suite[suite]}
+        for name in os.listdir(pool):
+            if name not in wanted:
+                os.unlink(os.path.join(pool, name))
         index = subprocess.run(["dpkg-scanpackages", "--multiversion", os.path.join("pool", suite)], cwd=repo,
                                check=True, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL).stdout
         files = []
