@@ -27,15 +27,16 @@ def _private_data_dir(base: str, inventory: str, extravars: dict) -> str:
     with open(os.path.join(base, "env", "extravars"), "w") as handle:
         json.dump(extravars, handle)
     with open(os.path.join(base, "env", "envvars"), "w") as handle:
-        json.dump({"ANSIBLE_CONFIG": os.path.join(ROOT, "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}, handle)
+        # as in an execution environment, ansible-playbook is on the job's PATH
+        json.dump({"ANSIBLE_CONFIG": os.path.join(ROOT, "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
+                   "PATH": BIN + os.pathsep + os.environ["PATH"]}, handle)
     shutil.copy(inventory, os.path.join(base, "inventory", "hosts"))
     os.symlink(ROOT, os.path.join(base, "project"))
     return base
 
 
-def test_the_job_runs_under_ansible_runner_and_its_events_carry_each_move_and_no_secret(lab, hosts, fleet, tmp_path, monkeypatch):
+def test_the_job_runs_under_ansible_runner_and_its_events_carry_each_move_and_no_secret(lab, hosts, fleet, tmp_path):
     data_dir = _private_data_dir(str(tmp_path / "awx"), lab, _survey_answers(str(tmp_path / "reports")))
-    monkeypatch.setenv("PATH", BIN + os.pathsep + os.environ["PATH"])  # an EE has ansible-playbook on its PATH
     run = ansible_runner.run(private_data_dir=data_dir, playbook="playbooks/rolling_patch.yml", quiet=True,
                              ident="job-1")
     events = list(run.events)
