@@ -29,6 +29,38 @@ def test_the_built_collection_ships_plugins_roles_playbooks_and_licence_only(tmp
                for r in os.listdir(os.path.join(ROOT, "roles")))
 
 
+def test_galaxy_importer_accepts_the_built_collection(tmp_path):
+    """Galaxy's own import checks (metadata, docs, role READMEs, ansible-lint); ansible-test sanity runs apart."""
+    bin_dir = os.path.dirname(sys.executable)
+    built = subprocess.run([os.path.join(bin_dir, "ansible-galaxy"), "collection", "build", ROOT,
+                            "--output-path", str(tmp_path)], capture_output=True, text=True, check=False)
+    assert built.returncode == 0, built.stderr
+    (tarball,) = [p for p in os.listdir(tmp_path) if p.endswith(".tar.gz")]
+    config = tmp_path / "galaxy-importer.cfg"
+    config.write_text("[galaxy-importer]\nRUN_ANSIBLE_TEST = False\nRUN_ANSIBLE_LINT = True\n")
+    imported = subprocess.run([sys.executable, "-m", "galaxy_importer.main", str(tmp_path / tarball)],
+                              capture_output=True, text=True, check=False, cwd=str(tmp_path),
+                              env=dict(os.environ, GALAXY_IMPORTER_CONFIG=str(config),
+                                       PATH=bin_dir + os.pathsep + os.environ["PATH"]))
+    output = imported.stdout + imported.stderr
+    assert imported.returncode == 0, output
+    assert "Importer processing completed successfully" in output, output
+    assert "WARNING" not in output, output
+
+
+def test_the_changelog_is_the_one_antsibull_changelog_makes_from_its_fragments(tmp_path):
+    bin_dir = os.path.dirname(sys.executable)
+    env = dict(os.environ, PATH=bin_dir + os.pathsep + os.environ["PATH"])
+    tool = os.path.join(bin_dir, "antsibull-changelog")
+    linted = subprocess.run([tool, "lint"], cwd=ROOT, capture_output=True, text=True, check=False, env=env)
+    assert linted.returncode == 0 and not linted.stdout.strip(), linted.stdout + linted.stderr
+    made = tmp_path / "CHANGELOG.md"
+    generated = subprocess.run([tool, "generate", "--output", str(made)], cwd=ROOT, capture_output=True,
+                               text=True, check=False, env=env)
+    assert generated.returncode == 0, generated.stdout + generated.stderr
+    assert made.read_text() == open(os.path.join(ROOT, "CHANGELOG.md")).read()
+
+
 def test_every_role_documents_its_inputs():
     roles = sorted(os.listdir(os.path.join(ROOT, "roles")))
     doc = os.path.join(os.path.dirname(sys.executable), "ansible-doc")
@@ -48,7 +80,7 @@ def test_the_execution_environment_context_installs_this_collection_and_pyroute2
     assert built.returncode == 0, built.stderr
     context = str(tmp_path / "context")
     created = subprocess.run([os.path.join(bin_dir, "ansible-builder"), "create", "-f",
-                              os.path.join(ROOT, "meta", "execution-environment.yml"), "-c", context],
+                              os.path.join(ROOT, "ee", "execution-environment.yml"), "-c", context],
                              capture_output=True, text=True, check=False)
     assert created.returncode == 0, created.stdout + created.stderr
     tarball = "autopod-autopod-%s.tar.gz" % version
