@@ -9,7 +9,7 @@ from ansible_collections.autopod.autopod.plugins.plugin_utils.move_plan import p
 DOCUMENTATION = r"""
 name: move_plan
 short_description: What a move would do, for a dry run
-version_added: 0.1.0
+version_added: 0.2.0
 description:
   - The strategy V(auto) would choose (post-copy where the destination can do it, else stop-and-copy; a dry run does
     not probe the source for pre-copy), the MiB that would cross (memory, and the root filesystem with copy storage)

@@ -11,7 +11,7 @@ from ansible_collections.autopod.autopod.plugins.plugin_utils.placement import f
 DOCUMENTATION = r"""
 name: place_pods
 short_description: Plan which peer takes each pod while a batch of hosts is patched
-version_added: 0.1.0
+version_added: 0.2.0
 description:
   - Places the running pods of the hosts of O(batch). Never on a host of the batch nor an excluded one, nor
     outside the peers O(allowed) gives a host; only on peers whose CPU features include the pod's host's; never

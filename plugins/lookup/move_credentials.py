@@ -10,6 +10,7 @@ name: move_credentials
 author:
   - AutoPod team (@autopod)
 short_description: Make one move's credentials (a token and an ephemeral TLS identity)
+version_added: 0.2.0
 description:
   - "Returns a dictionary with C(token) (32 hex digits), C(certificate) and C(key) (PEM): a self-signed ECDSA P-256
     certificate made for this move only, valid for one day, and its key."

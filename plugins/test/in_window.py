@@ -10,7 +10,7 @@ from ansible.errors import AnsibleFilterError
 DOCUMENTATION = r"""
 name: in_window
 short_description: Is a moment inside the maintenance window
-version_added: 0.1.0
+version_added: 0.2.0
 description:
   - True when work may start at the moment tested, under a window of weekdays and hours.
   - Hours V(HH:MM-HH:MM) may wrap midnight. A window that wraps belongs to the day it opens on, so with
