@@ -5,14 +5,24 @@ from __future__ import annotations
 import os
 from typing import Any, Dict, List
 
+from ansible_collections.autopod.autopod.plugins.module_utils import cgroups
 
-def memory_available() -> int:
+
+def _kernel_memory_available() -> int:
     """Bytes the kernel could give new processes without swapping (MemAvailable)."""
     with open("/proc/meminfo") as handle:
         for line in handle:
             if line.startswith("MemAvailable:"):
                 return int(line.split()[1]) * 1024
     return 0
+
+
+def memory_available() -> int:
+    """Bytes new pods could take here: MemAvailable, or less where the operator capped the pods' parent cgroup
+    (`autopod`) with a memory limit, so that pods leave room for the host's own services."""
+    room = cgroups.room()
+    available = _kernel_memory_available()
+    return available if room is None else min(available, room)
 
 
 def disk_free(path: str) -> int:

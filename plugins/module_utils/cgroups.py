@@ -46,6 +46,24 @@ def _enable_memory_controller() -> None:
         _write(os.path.join(directory, "cgroup.subtree_control"), "+memory")
 
 
+def room() -> Optional[int]:
+    """Bytes the pods of this host may still take under the limit an operator set on their parent cgroup
+    (`autopod`: memory.max, or v1's memory.limit_in_bytes); None when it has no limit, or none exists yet."""
+    parent = os.path.join(_base(), PARENT)
+    limit_file, usage_file = (("memory.max", "memory.current") if _v2()
+                              else ("memory.limit_in_bytes", "memory.usage_in_bytes"))
+    try:
+        with open(os.path.join(parent, limit_file)) as handle:
+            limit = handle.read().strip()
+        with open(os.path.join(parent, usage_file)) as handle:
+            usage = int(handle.read())
+    except FileNotFoundError:
+        return None
+    if limit == "max" or int(limit) >= 1 << 62:  # v1 says "no limit" with a page-rounded LONG_MAX
+        return None
+    return max(int(limit) - usage, 0)
+
+
 def create(pod: str, memory_max: Optional[int]) -> str:
     """Create (or reuse) the pod's cgroup and set its memory limit; returns its cgroup.procs path."""
     directory = path(pod)

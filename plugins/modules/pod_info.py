@@ -57,7 +57,10 @@ host:
   type: dict
   contains:
     memory_available:
-      description: Bytes of memory the kernel could give new processes without swapping (MemAvailable).
+      description:
+        - Bytes of memory new pods could take here - the kernel's MemAvailable, or less when the pods' parent
+          cgroup (C(autopod)) has a memory limit (C(memory.max)), the room left under it. An operator caps pods
+          that way to keep memory for the host's own services.
       type: int
       sample: 8375984128
     disk_available:

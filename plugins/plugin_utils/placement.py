@@ -22,6 +22,8 @@ import heapq
 from dataclasses import dataclass, field
 from typing import Any, Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequence, Tuple
 
+from ansible_collections.autopod.autopod.plugins.module_utils.migration.protocol import MEMORY_MARGIN
+
 FALLBACK_PEERS = 2  # peers offered after the first, if it refuses
 
 
@@ -146,14 +148,16 @@ def place(hosts: Iterable[Host], pods: Iterable[Pod], batch: Iterable[str],
 def from_pod_info(results: Iterable[Mapping[str, Any]], allowed: Mapping[str, Sequence[str]]
                   ) -> Tuple[List[Host], List[Pod]]:
     """Hosts and pods from pod_info results registered in a loop over the hosts (`item` is the host).
-    A host whose result failed (unreachable, say) is left out: it takes nothing."""
+    A host whose result failed (unreachable, say) is left out: it takes nothing. What a host's pods may take
+    is its free memory less the headroom its receiver keeps for a move (MEMORY_MARGIN), which it would
+    otherwise refuse the last pod over."""
     hosts: List[Host] = []
     pods: List[Pod] = []
     for result in results:
         if result.get("failed") or result.get("unreachable") or "host" not in result:
             continue
         name, facts = str(result["item"]), result["host"]
-        hosts.append(Host(name=name, memory_free=int(facts.get("memory_available") or 0),
+        hosts.append(Host(name=name, memory_free=max(int(facts.get("memory_available") or 0) - MEMORY_MARGIN, 0),
                           disk_free=int(facts.get("disk_available") or 0),
                           cpu_flags=frozenset(facts.get("cpu_flags") or ()),
                           criu_version=_version(facts.get("criu_version"))))

@@ -11,6 +11,7 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.autopod.autopod.plugins.filter.place_pods import place_pods
 from ansible_collections.autopod.autopod.plugins.plugin_utils.placement import FALLBACK_PEERS, Host, Pod, place
+from ansible_collections.autopod.autopod.plugins.module_utils.migration.protocol import MEMORY_MARGIN
 
 MIB = 1 << 20
 FLAGS = frozenset({"fpu", "sse2", "avx2"})
@@ -100,6 +101,16 @@ def test_the_filter_plans_from_pod_info_results():
     assert back["peers"] == {} and "compatible" in back["unplaced"]["redis"]  # web1 lacks sse2
     with pytest.raises(AnsibleFilterError, match="pod_info results"):
         place_pods([{"item": "web1", "host": {}, "pods": [{"state": "running"}]}], ["web1"])
+
+
+def test_a_peer_keeps_the_headroom_its_receiver_asks_for_a_move():
+    pod = {"name": "cache", "state": "running", "resident_memory": 100 * MIB, "disk_usage": 0}
+    peer = _pod_info("web2", ["fpu"], [])
+    source = _pod_info("web1", ["fpu"], [pod])
+    peer["host"]["memory_available"] = 100 * MIB + MEMORY_MARGIN - 1  # the receiver would refuse it
+    assert "memory" in place_pods([source, peer], ["web1"])["unplaced"]["cache"]
+    peer["host"]["memory_available"] = 100 * MIB + MEMORY_MARGIN
+    assert place_pods([source, peer], ["web1"])["peers"] == {"cache": ["web2"]}
 
 
 def test_ten_thousand_hosts_and_fifty_thousand_pods_are_placed_within_a_second():
