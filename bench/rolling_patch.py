@@ -1,19 +1,26 @@
-"""Benchmark: a rolling patch of the lab, against patching without pods.
+"""Benchmark: a rolling patch of the lab, against patching without pods, for fleets of several sizes.
 
-Three lab hosts, a counter pod on each (16 MiB), a client on the lab's client host reading each
-pod's stream. A security update that requires a reboot is published, then:
+For each size N (--hosts 3,6,12; default 3): a fresh lab of N hosts, a counter pod on each (16 MiB), a
+client on the lab's client host reading each pod's stream. A security update that requires a reboot is
+published, then:
 
-  AutoPod: `ansible-playbook playbooks/rolling_patch.yml`; measured: the run's total time and each
-           pod's longest pause as its client saw it (the connection stays open throughout).
+  Dry run: the same playbook with --check first (it plans and changes nothing); measured: its time.
+  AutoPod: `ansible-playbook playbooks/rolling_patch.yml` (serial 1); measured: the run's total time,
+           each pod's longest pause as its client saw it (the connection stays open throughout), and per
+           host (from the ansible.posix.json callback's task times): its time in the run, the package
+           manager's, the reboot's, and the overhead (everything else: evacuating and returning its pod,
+           asking what it needs, the locks).
   Baseline (same run, after another such update): what a user gets without pods, host by host:
            stop the service, upgrade, reboot, start the service again; measured: the service's
            outage, from the stop until a new connection gets its first line, and the total time.
 
-Run as root after scripts/setup.sh:  .venv/bin/python bench/rolling_patch.py
+Run as root after scripts/setup.sh:  .venv/bin/python bench/rolling_patch.py [--hosts 3,6,12]
 """
 
 from __future__ import annotations
 
+import argparse
+import datetime
 import json
 import os
 import subprocess
@@ -29,23 +36,73 @@ from lab import topology as topo  # noqa: E402
 from tests.lab import pods  # noqa: E402
 from tests.support.ansible_cli import module  # noqa: E402
 
-HOSTS = ["lab1", "lab2", "lab3"]
 KERNEL = [aptrepo.Package("autopod-demo-kernel", v, "autopod-lab-security", needs_reboot=True)
           for v in ("1.0", "1.1", "1.2")]
 
 
-def rolling_patch(inventory: str) -> dict:
-    watchers = {host: pods.client(30 + i) for i, host in enumerate(HOSTS)}
-    for watcher in watchers.values():
-        watcher.wait_lines(10)
-        watcher.reset_pause_clock()
+# The tasks of the role host_patch that are the package manager's work and the reboot's.
+PACKAGE_TASKS = ("Install apt's security updates", "Upgrade everything with apt", "Upgrade with dnf",
+                 "Upgrade with zypper")
+REBOOT_TASKS = ("Reboot and wait for the host to come back",)
+
+
+def _seconds(duration: dict) -> float:
+    start, end = (datetime.datetime.fromisoformat(duration[key]) for key in ("start", "end"))
+    return (end - start).total_seconds()
+
+
+def per_host_times(run: dict, hosts: list) -> dict:
+    """Each host's time in the run (from its first task to its last), its package manager's and its reboot's."""
+    times = {host: {"first": None, "last": None, "packages_s": 0.0, "reboot_s": 0.0} for host in hosts}
+    for play in run["plays"]:
+        for task in play["tasks"]:
+            duration = task["task"]["duration"]
+            if "end" not in duration:
+                continue
+            for host in task["hosts"]:
+                if host not in times:
+                    continue
+                record = times[host]
+                record["first"] = record["first"] or duration["start"]
+                record["last"] = duration["end"]
+                if task["task"]["name"] in PACKAGE_TASKS:
+                    record["packages_s"] += _seconds(duration)
+                elif task["task"]["name"] in REBOOT_TASKS:
+                    record["reboot_s"] += _seconds(duration)
+    result = {}
+    for host, record in times.items():
+        span = _seconds({"start": record["first"], "end": record["last"]}) if record["first"] else 0.0
+        result[host] = {"host_s": round(span, 1), "packages_s": round(record["packages_s"], 1),
+                        "reboot_s": round(record["reboot_s"], 1),
+                        "overhead_s": round(span - record["packages_s"] - record["reboot_s"], 1)}
+    return result
+
+
+def dry_run(inventory: str) -> float:
+    """`--check`: the plan, nothing changed; its wall time."""
     started = time.monotonic()
-    subprocess.run([os.path.join(ROOT, ".venv", "bin", "ansible-playbook"), "-i", inventory,
+    subprocess.run([os.path.join(ROOT, ".venv", "bin", "ansible-playbook"), "--check", "-i", inventory,
                     os.path.join(ROOT, "playbooks", "rolling_patch.yml"),
                     "-e", json.dumps({"autopod_report_dir": "/tmp/autopod-bench-reports"})],
                    cwd=ROOT, env=dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg")),
                    stdout=subprocess.DEVNULL, check=True)
+    return round(time.monotonic() - started, 1)
+
+
+def rolling_patch(inventory: str, hosts: list) -> dict:
+    watchers = {host: pods.client(30 + i) for i, host in enumerate(hosts)}
+    for watcher in watchers.values():
+        watcher.wait_lines(10)
+        watcher.reset_pause_clock()
+    started = time.monotonic()
+    played = subprocess.run([os.path.join(ROOT, ".venv", "bin", "ansible-playbook"), "-i", inventory,
+                             os.path.join(ROOT, "playbooks", "rolling_patch.yml"),
+                             "-e", json.dumps({"autopod_report_dir": "/tmp/autopod-bench-reports"})],
+                            cwd=ROOT, env=dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"),
+                                               ANSIBLE_STDOUT_CALLBACK="ansible.posix.json"),
+                            stdout=subprocess.PIPE, text=True, check=True)
     total = time.monotonic() - started
+    per_host = per_host_times(json.loads(played.stdout), hosts)
     pauses = {}
     for host, watcher in watchers.items():
         watcher.wait_lines(10)
@@ -53,7 +110,7 @@ def rolling_patch(inventory: str) -> dict:
         assert not report["gaps"] and not report["error"], report
         pauses["bench-%s" % host] = report["max_pause_ms"]
         watcher.close()
-    return {"total_s": round(total, 1), "longest_pause_ms": pauses}
+    return {"total_s": round(total, 1), "longest_pause_ms": pauses, "per_host": per_host}
 
 
 def first_line_after(offset: int, deadline_s: float = 120) -> float:
@@ -66,9 +123,9 @@ def first_line_after(offset: int, deadline_s: float = 120) -> float:
     return time.monotonic() - started
 
 
-def baseline(inventory: str) -> dict:
+def baseline(inventory: str, hosts: list) -> dict:
     outages, started = {}, time.monotonic()
-    for index, host in enumerate(HOSTS):
+    for index, host in enumerate(hosts):
         name, offset = "bench-%s" % host, 30 + index
         stopped_at = time.monotonic()
         module("pod_create", {"name": name, "state": "stopped", "stop_timeout": 10}, host=host, inventory=inventory)
@@ -80,40 +137,63 @@ def baseline(inventory: str) -> dict:
     return {"total_s": round(time.monotonic() - started, 1), "outage_ms": outages}
 
 
+def one_size(count: int, results: dict, measured: session.Results) -> None:
+    hosts = [topo.host_name(index) for index in range(1, count + 1)]
+    inventory = session.lab_up(count)
+    pods.base_rootfs()
+    aptrepo.publish(topo.repo_dir(), KERNEL[:1])
+    for index, host in enumerate(hosts):
+        pods.shell(inventory, host, "apt-get update -q && apt-get install -y -q autopod-demo-kernel=1.0 "
+                                    "&& rm -f /var/run/reboot-required*")
+        pods.place(inventory, host, "bench-%s" % host, 30 + index, mib=16)
+    aptrepo.publish(topo.repo_dir(), KERNEL[:2])
+    results["dry_run_s"] = dry_run(inventory)
+    measured.add("dry run (--check), %d hosts" % count, {"total_s": results["dry_run_s"]})
+    results["autopod"] = rolling_patch(inventory, hosts)
+    measured.add("autopod, %d hosts" % count, results["autopod"])
+    aptrepo.publish(topo.repo_dir(), KERNEL)
+    results["without_pods"] = baseline(inventory, hosts)
+    measured.add("without pods, %d hosts" % count, results["without_pods"])
+
+
 def main() -> int:
-    results = {"machine": {"kernel": os.uname().release, "cpus": os.cpu_count(), "lab_hosts": len(HOSTS)}}
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hosts", default="3", help="fleet sizes, comma-separated (default 3)")
+    sizes = [int(size) for size in parser.parse_args().hosts.split(",")]
+    results = {"machine": {"kernel": os.uname().release, "cpus": os.cpu_count()}, "sizes": {}}
     with session.measuring("rolling_patch", session.lab_cleanup) as measured:
         try:
-            inventory = session.lab_up(len(HOSTS))
-            pods.base_rootfs()
-            aptrepo.publish(topo.repo_dir(), KERNEL[:1])
-            for index, host in enumerate(HOSTS):
-                pods.shell(inventory, host, "apt-get update -q && apt-get install -y -q autopod-demo-kernel=1.0 "
-                                            "&& rm -f /var/run/reboot-required*")
-                pods.place(inventory, host, "bench-%s" % host, 30 + index, mib=16)
-            aptrepo.publish(topo.repo_dir(), KERNEL[:2])
-            results["autopod"] = rolling_patch(inventory)
-            measured.add("autopod", results["autopod"])
-            aptrepo.publish(topo.repo_dir(), KERNEL)
-            results["without_pods"] = baseline(inventory)
-            measured.add("without pods", results["without_pods"])
+            for count in sizes:
+                results["sizes"][count] = {}
+                one_size(count, results["sizes"][count], measured)
         finally:
             print_table(results)
             print(json.dumps(results, indent=1))
     return measured.exit_code
 
 
+def _mean(values) -> float:
+    values = list(values)
+    return sum(values) / len(values) if values else 0.0
+
+
 def print_table(results: dict) -> None:
-    print("| | total s | per service: longest interruption ms |")
-    print("|---|---|---|")
-    if "autopod" in results:
-        print("| AutoPod rolling_patch.yml (pods move, connections stay open) | %.0f | %s |"
-              % (results["autopod"]["total_s"],
-                 ", ".join("%.0f" % v for v in results["autopod"]["longest_pause_ms"].values())))
-    if "without_pods" in results:
-        print("| without pods: stop, upgrade, reboot, start (outage until it answers) | %.0f | %s |"
-              % (results["without_pods"]["total_s"],
-                 ", ".join("%.0f" % v for v in results["without_pods"]["outage_ms"].values())))
+    print("| hosts | AutoPod total s | per host s (packages, reboot, overhead) | longest pause ms "
+          "| dry run (--check) s | without pods: total s | longest outage ms |")
+    print("|---|---|---|---|---|---|---|")
+    for count, size in results["sizes"].items():
+        autopod, without = size.get("autopod"), size.get("without_pods")
+        row = ["%d" % count]
+        if autopod:
+            per_host = autopod["per_host"].values()
+            means = [_mean(h[k] for h in per_host) for k in ("host_s", "packages_s", "reboot_s", "overhead_s")]
+            row += ["%.0f" % autopod["total_s"], "%.1f (%.1f, %.1f, %.1f)" % tuple(means),
+                    "%.0f" % max(autopod["longest_pause_ms"].values())]
+        else:
+            row += ["-", "-", "-"]
+        row.append("%.0f" % size["dry_run_s"] if "dry_run_s" in size else "-")
+        row += (["%.0f" % without["total_s"], "%.0f" % max(without["outage_ms"].values())] if without else ["-", "-"])
+        print("| " + " | ".join(row) + " |")
 
 
 if __name__ == "__main__":
