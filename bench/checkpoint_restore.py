@@ -24,12 +24,11 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [ROOT, os.path.join(ROOT, ".collections")]
 
-from pyroute2 import IPRoute  # noqa: E402
-
 from ansible_collections.autopod.autopod.plugins.module_utils import linux  # noqa: E402
 
 from bench import session  # noqa: E402
 from tests.support.ansible_cli import module  # noqa: E402
+from tests.support.bridges import host_bridge  # noqa: E402
 from tests.support.cleanup import adopt_orphans, reap_orphans, remove_pod_leftovers, remove_state_dir  # noqa: E402
 from workloads.rootfs import build_rootfs  # noqa: E402
 from workloads.stream_client import StreamClient  # noqa: E402
@@ -37,17 +36,6 @@ from workloads.stream_client import StreamClient  # noqa: E402
 WORK = "/var/tmp/autopod-bench"
 BRIDGE, GATEWAY, ADDRESS = "apbench0", "10.214.0.1", "10.214.0.10"
 CRIU = "/usr/local/sbin/criu"
-
-
-def _bridge(up: bool) -> None:
-    with IPRoute() as ipr:
-        for index in ipr.link_lookup(ifname=BRIDGE):
-            ipr.link("del", index=index)
-        if up:
-            ipr.link("add", ifname=BRIDGE, kind="bridge")
-            index = ipr.link_lookup(ifname=BRIDGE)[0]
-            ipr.addr("add", index=index, address=GATEWAY, prefixlen=24)
-            ipr.link("set", index=index, state="up")
 
 
 def floor(directory: str, size: int) -> dict:
@@ -157,7 +145,7 @@ def main() -> int:
 
     def _cleanup() -> None:
         remove_state_dir(os.path.join(WORK, "state"))
-        _bridge(up=False)
+        host_bridge(BRIDGE, GATEWAY, up=False)
         shutil.rmtree(args.image_base, ignore_errors=True)
         reap_orphans()
 
@@ -166,7 +154,7 @@ def main() -> int:
             adopt_orphans()
             remove_state_dir(os.path.join(WORK, "state"))
             remove_pod_leftovers("bench-")
-            _bridge(up=True)
+            host_bridge(BRIDGE, GATEWAY, up=True)
             os.makedirs(args.image_base, mode=0o700, exist_ok=True)
             rootfs = build_rootfs(os.path.join(WORK, "rootfs"))
             results["machine"].update(kernel=os.uname().release, cpus=os.cpu_count(),

@@ -14,9 +14,9 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [ROOT, os.path.join(ROOT, ".collections")]
 
-from pyroute2 import IPRoute  # noqa: E402
 
 from tests.support.ansible_cli import module  # noqa: E402
+from tests.support.bridges import host_bridge  # noqa: E402
 from tests.support.cleanup import adopt_orphans, reap_orphans, remove_pod_leftovers, remove_state_dir  # noqa: E402
 from workloads.rootfs import build_rootfs  # noqa: E402
 from workloads.stream_client import StreamClient  # noqa: E402
@@ -27,17 +27,6 @@ BRIDGE, GATEWAY, ADDRESS = "apdemo0", "10.215.0.1", "10.215.0.10"
 CRIU = "/usr/local/sbin/criu"
 
 
-def bridge(up: bool) -> None:
-    with IPRoute() as ipr:
-        for index in ipr.link_lookup(ifname=BRIDGE):
-            ipr.link("del", index=index)
-        if up:
-            ipr.link("add", ifname=BRIDGE, kind="bridge")
-            index = ipr.link_lookup(ifname=BRIDGE)[0]
-            ipr.addr("add", index=index, address=GATEWAY, prefixlen=24)
-            ipr.link("set", index=index, state="up")
-
-
 def step(text: str) -> None:
     print("\n== " + text, flush=True)
 
@@ -46,7 +35,7 @@ def main() -> int:
     adopt_orphans()
     remove_state_dir(STATE)
     remove_pod_leftovers("demo-")
-    bridge(up=True)
+    host_bridge(BRIDGE, GATEWAY, up=True)
     client = None
     try:
         rootfs = build_rootfs(os.path.join(WORK, "rootfs"))
@@ -86,7 +75,7 @@ def main() -> int:
             client.close()
         remove_state_dir(STATE)
         shutil.rmtree("/dev/shm/autopod-demo", ignore_errors=True)
-        bridge(up=False)
+        host_bridge(BRIDGE, GATEWAY, up=False)
         reap_orphans()
 
 

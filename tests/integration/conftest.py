@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+from tests.support.bridges import host_bridge
 from tests.support.cleanup import adopt_orphans, reap_orphans, remove_pod_leftovers, remove_state_dir
 from tests.support.prerequisites import require_criu
 from workloads.rootfs import build_rootfs
@@ -20,20 +21,13 @@ BRIDGE_ADDRESS = "10.213.0.1"
 PREFIXLEN = 24
 
 
-def _remove_bridge() -> None:
-    from pyroute2 import IPRoute
-    with IPRoute() as ipr:
-        for index in ipr.link_lookup(ifname=BRIDGE):
-            ipr.link("del", index=index)
-
-
 def _clean_everything() -> None:
     if os.path.isdir(WORK):
         for entry in os.listdir(WORK):
             if entry.startswith("state-"):
                 remove_state_dir(os.path.join(WORK, entry))
     remove_pod_leftovers(POD_PREFIX)
-    _remove_bridge()
+    host_bridge(BRIDGE, BRIDGE_ADDRESS, up=False)
     reap_orphans()
 
 
@@ -61,14 +55,9 @@ def rootfs() -> str:
 
 @pytest.fixture(scope="session")
 def bridge() -> str:
-    from pyroute2 import IPRoute
-    with IPRoute() as ipr:
-        ipr.link("add", ifname=BRIDGE, kind="bridge")
-        index = ipr.link_lookup(ifname=BRIDGE)[0]
-        ipr.addr("add", index=index, address=BRIDGE_ADDRESS, prefixlen=PREFIXLEN)
-        ipr.link("set", index=index, state="up")
+    host_bridge(BRIDGE, BRIDGE_ADDRESS, up=True, prefixlen=PREFIXLEN)
     yield BRIDGE
-    _remove_bridge()
+    host_bridge(BRIDGE, BRIDGE_ADDRESS, up=False)
 
 
 @pytest.fixture(scope="session")
