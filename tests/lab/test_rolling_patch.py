@@ -15,6 +15,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 
 
 from lab import control
@@ -59,11 +60,33 @@ def assert_clients_unharmed(watchers):
         print("%s: longest pause %.0f ms over %d lines" % (name, report["max_pause_ms"], report["lines"]))
 
 
-def test_rolling_patch_then_nothing_left_to_do(lab, hosts, fleet, tmp_path):
+def start(lab, report_dir):
+    """rolling_patch.yml in the background; communicate() waits for it."""
+    argv = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), PLAYBOOK, "-i", lab,
+            "-e", json.dumps({"autopod_report_dir": str(report_dir)})]
+    return subprocess.Popen(argv, cwd=ROOT, env=dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg")),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+
+
+def wait_for_locks(lab, hosts, running, timeout=300):
+    """Until every host's maintenance lock is held (the run's preflight took them), while the run lives."""
+    deadline = time.monotonic() + timeout
+    while not all(module("maintenance_lock", {"state": "read"}, host=h, inventory=lab)["held"] for h in hosts):
+        assert running.poll() is None, running.communicate()[0][-6000:]
+        assert time.monotonic() < deadline, "the run took no locks in %d s" % timeout
+
+
+def test_rolling_patch_then_nothing_left_to_do_and_a_second_run_at_once_refuses(lab, hosts, fleet, tmp_path):
     boots = {host: control.boot_id(host) for host in hosts}
     with SwitchCapture() as capture:
-        first = run(lab, tmp_path / "first")
-    assert first.returncode == 0, first.stdout[-6000:]
+        running = start(lab, tmp_path / "first")
+        wait_for_locks(lab, hosts, running)
+        competing = run(lab, tmp_path / "competing")  # started while the first holds every lock
+        output = running.communicate(timeout=1800)[0]
+    os.makedirs(str(tmp_path / "first"), exist_ok=True)
+    (tmp_path / "first" / "ansible-playbook.log").write_text(output)
+    assert competing.returncode != 0 and "under maintenance by" in competing.stdout, competing.stdout[-3000:]
+    assert running.returncode == 0, output[-6000:]
     assert capture.frames and not capture.holds(MARKER.encode()), "a pod's memory crossed the wire in clear text"
     report = report_of(tmp_path / "first")
     for host in hosts:
@@ -152,19 +175,3 @@ def test_a_host_that_does_not_come_back_stops_the_rollout(lab, hosts, fleet, tmp
         assert_clients_unharmed(fleet)
     finally:
         control.release("lab1")
-
-
-def test_two_runs_at_once_one_refuses(lab, hosts, fleet, tmp_path):
-    argv = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), PLAYBOOK, "-i", lab]
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"))
-    runs = [subprocess.Popen(argv + ["-e", json.dumps({"autopod_report_dir": str(tmp_path / name)})], cwd=ROOT,
-                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
-            for name in ("one", "two")]
-    outputs = [r.communicate(timeout=900)[0] for r in runs]
-    codes = sorted(r.returncode for r in runs)
-    assert codes[0] == 0 and codes[1] != 0, outputs
-    refused = outputs[[r.returncode for r in runs].index(codes[1])]
-    assert "under maintenance by" in refused, refused[-3000:]
-    for name, home in HOME.items():
-        assert pods.running_on(lab, name, hosts) == [home], name
-    assert_clients_unharmed(fleet)
