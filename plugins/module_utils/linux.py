@@ -121,8 +121,9 @@ def inside_netns(path: str) -> Iterator[None]:
         os.close(home)
 
 
-def process_start_time(pid: int) -> Optional[int]:
-    """Start time of a process in clock ticks since boot, or None if it does not exist.
+def process_start_time(pid: int, ended_too: bool = False) -> Optional[int]:
+    """Start time of a process in clock ticks since boot, or None if it does not exist (nor, unless
+    `ended_too`, if it has ended and waits for its parent to reap it: a zombie).
 
     A PID alone is not an identity (PIDs are reused); PID plus start time is.
     """
@@ -133,7 +134,7 @@ def process_start_time(pid: int) -> Optional[int]:
         return None
     # The command name (field 2) may contain spaces and parentheses: split after the last ')'.
     fields = data[data.rindex(b")") + 2:].split()
-    if fields[0] == b"Z":
+    if fields[0] == b"Z" and not ended_too:
         return None
     return int(fields[19])
 

@@ -45,7 +45,10 @@ def _supervise(report_fd: int, start: Callable[[], int], log_path: str, exit_pat
     linux.prctl(linux.PR_SET_CHILD_SUBREAPER, 1)
     try:
         init_pid = start()
-        start_time = linux.process_start_time(init_pid)
+        # A first process that has already ended is still ours to reap, and its start time is still there:
+        # the pod was created, and the loop below records how it ended (on a busy host a command that fails
+        # at once, say, often ends before this line runs).
+        start_time = linux.process_start_time(init_pid, ended_too=True)
         if start_time is None:
             raise AutopodError("the pod's first process (PID %d) exited right after it started" % init_pid)
     except Exception as exc:  # every failure goes back to the module, which reports it

@@ -53,7 +53,7 @@ def test_create_is_idempotent_and_check_mode_touches_nothing(rootfs, bridge, sta
 def test_a_pod_that_exits_is_reported_with_its_status(rootfs, state_dir):
     created = module("pod_create", {"name": "it-exit", "rootfs": rootfs, "state_dir": state_dir,
                                     "command": ["/bin/sh", "-c", "read line < /dev/tty || exit 3"]})
-    assert created["changed"]
+    assert created["changed"], created
     info = module("pod_info", {"name": "it-exit", "state_dir": state_dir})["pods"][0]
     # the shell cannot read /dev/tty (no terminal) and exits 3; its supervisor recorded that
     assert info["state"] == "stopped", info
