@@ -65,9 +65,10 @@ def per_host_times(run: dict, hosts: list) -> dict:
                 record = times[host]
                 record["first"] = record["first"] or duration["start"]
                 record["last"] = duration["end"]
-                if task["task"]["name"] in PACKAGE_TASKS:
+                name = task["task"]["name"].split(" : ")[-1]  # without its role's prefix
+                if name in PACKAGE_TASKS:
                     record["packages_s"] += _seconds(duration)
-                elif task["task"]["name"] in REBOOT_TASKS:
+                elif name in REBOOT_TASKS:
                     record["reboot_s"] += _seconds(duration)
     result = {}
     for host, record in times.items():
