@@ -14,7 +14,6 @@ Run as root after scripts/setup.sh:  .venv/bin/python bench/move_pod.py [--runs 
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import statistics
@@ -32,11 +31,6 @@ POD, OFFSET = "bench-move", 50
 MOVE_TASKS = ("Prepare the destination", "Move the pod")
 
 
-def _seconds(duration: dict) -> float:
-    start, end = (datetime.datetime.fromisoformat(duration[key]) for key in ("start", "end"))
-    return (end - start).total_seconds()
-
-
 def move(inventory: str, source: str, destination: str, poll: int) -> dict:
     started = time.monotonic()
     played = subprocess.run([os.path.join(ROOT, ".venv", "bin", "ansible-playbook"), "-i", inventory,
@@ -50,9 +44,8 @@ def move(inventory: str, source: str, destination: str, poll: int) -> dict:
     moving, frozen = 0.0, None
     for play in json.loads(played.stdout)["plays"]:
         for task in play["tasks"]:
-            name = task["task"]["name"].split(" : ")[-1].split(" | ")[0]  # without its role and its details
-            if name in MOVE_TASKS and "end" in task["task"]["duration"]:
-                moving += _seconds(task["task"]["duration"])
+            if session.task_name(task) in MOVE_TASKS and "end" in task["task"]["duration"]:
+                moving += session.task_seconds(task)
             for result in task["hosts"].values():
                 frozen = result.get("frozen_ms", frozen) if isinstance(result, dict) else frozen
     return {"wall_s": wall, "move_s": moving, "ansible_s": wall - moving, "frozen_ms": frozen}

@@ -20,7 +20,6 @@ Run as root after scripts/setup.sh:  .venv/bin/python bench/rolling_patch.py [--
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import subprocess
@@ -46,11 +45,6 @@ PACKAGE_TASKS = ("Install apt's security updates", "Upgrade everything with apt"
 REBOOT_TASKS = ("Reboot and wait for the host to come back",)
 
 
-def _seconds(duration: dict) -> float:
-    start, end = (datetime.datetime.fromisoformat(duration[key]) for key in ("start", "end"))
-    return (end - start).total_seconds()
-
-
 def per_host_times(run: dict, hosts: list) -> dict:
     """Each host's time in the run (from its first task to its last), its package manager's and its reboot's."""
     times = {host: {"first": None, "last": None, "packages_s": 0.0, "reboot_s": 0.0} for host in hosts}
@@ -65,14 +59,13 @@ def per_host_times(run: dict, hosts: list) -> dict:
                 record = times[host]
                 record["first"] = record["first"] or duration["start"]
                 record["last"] = duration["end"]
-                name = task["task"]["name"].split(" : ")[-1]  # without its role's prefix
-                if name in PACKAGE_TASKS:
-                    record["packages_s"] += _seconds(duration)
-                elif name in REBOOT_TASKS:
-                    record["reboot_s"] += _seconds(duration)
+                if session.task_name(task) in PACKAGE_TASKS:
+                    record["packages_s"] += session.task_seconds(task)
+                elif session.task_name(task) in REBOOT_TASKS:
+                    record["reboot_s"] += session.task_seconds(task)
     result = {}
     for host, record in times.items():
-        span = _seconds({"start": record["first"], "end": record["last"]}) if record["first"] else 0.0
+        span = session.seconds_between(record["first"], record["last"]) if record["first"] else 0.0
         result[host] = {"host_s": round(span, 1), "packages_s": round(record["packages_s"], 1),
                         "reboot_s": round(record["reboot_s"], 1),
                         "overhead_s": round(span - record["packages_s"] - record["reboot_s"], 1)}

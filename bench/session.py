@@ -13,6 +13,7 @@ A benchmark that fails half-way still has its measured rows in the file (one JSO
 from __future__ import annotations
 
 import contextlib
+import datetime
 import json
 import os
 import sys
@@ -48,6 +49,21 @@ class Results:
     @property
     def exit_code(self) -> int:
         return 1 if self.failed else 0
+
+
+def seconds_between(start: str, end: str) -> float:
+    """Seconds between two ISO timestamps, as the ansible.posix.json callback writes them."""
+    return (datetime.datetime.fromisoformat(end) - datetime.datetime.fromisoformat(start)).total_seconds()
+
+
+def task_seconds(task: dict) -> float:
+    """A task's wall time, from the ansible.posix.json callback's record of it."""
+    return seconds_between(task["task"]["duration"]["start"], task["task"]["duration"]["end"])
+
+
+def task_name(task: dict) -> str:
+    """A task's name as the role writes it: without the role's prefix, nor the details after " | "."""
+    return task["task"]["name"].split(" : ")[-1].split(" | ")[0]
 
 
 def require_root() -> None:
