@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional
 
 from ansible_collections.autopod.autopod.plugins.lookup.move_credentials import make_credentials
 from lab import topology as topo
@@ -133,6 +134,19 @@ def place(inventory: str, host: str, name: str, offset: int, mib: int = 16, stor
 def client(offset: int) -> StreamClient:
     """A TCP client of pod_ip(offset), on the lab's client host (its own namespace on the lab switch)."""
     return StreamClient(topo.pod_ip(offset), 7000, netns_path=topo.netns_path(topo.CLIENT_NETNS), timeout=30)
+
+
+@contextlib.contextmanager
+def watched(inventory: str, host: str, name: str, offset: int, lines: int = 10, **place_args: Any) -> Iterator[StreamClient]:
+    """A counter pod placed on `host` (place's arguments) and a client that has read its first `lines`
+    lines; the client is closed afterwards, whatever happened."""
+    place(inventory, host, name, offset, **place_args)
+    watcher = client(offset)
+    try:
+        watcher.wait_lines(lines)
+        yield watcher
+    finally:
+        watcher.close()
 
 
 def credentials() -> Dict[str, str]:

@@ -86,10 +86,7 @@ def runs_only_on(lab, name, host) -> None:
 
 
 def test_the_destination_dies_before_the_dump(lab, clean):
-    pods.place(lab, "lab1", "ft-early", 10)
-    watcher = pods.client(10)
-    try:
-        watcher.wait_lines(10)
+    with pods.watched(lab, "lab1", "ft-early", 10) as watcher:
         credentials = pods.credentials()
         receiver = pods.receive(lab, "ft-early", "lab1", "lab2", credentials)
         control.reboot("lab2")
@@ -97,16 +94,11 @@ def test_the_destination_dies_before_the_dump(lab, clean):
         assert failed["failed"] and failed["result"] == "not_moved" and failed["runs_on"] == "source", failed
         runs_only_on(lab, "ft-early", "lab1")
         served(watcher)
-    finally:
-        watcher.close()
 
 
 def test_the_destination_dies_during_the_rootfs_sync(lab, clean):
-    pods.place(lab, "lab1", "ft-rootfs", 11)
-    pods.shell(lab, "lab1", "head -c 400M /dev/urandom > %s/ft-rootfs/big" % pods.PODS_DIR)
-    watcher = pods.client(11)
-    try:
-        watcher.wait_lines(10)
+    with pods.watched(lab, "lab1", "ft-rootfs", 11) as watcher:
+        pods.shell(lab, "lab1", "head -c 400M /dev/urandom > %s/ft-rootfs/big" % pods.PODS_DIR)
         move = Move(lab, "ft-rootfs", "lab1", "lab2")
         wait_for_phase("lab2", "ft-rootfs", "rootfs: receiving")
         control.reboot("lab2", wait=False)
@@ -114,15 +106,10 @@ def test_the_destination_dies_during_the_rootfs_sync(lab, clean):
         assert failed["failed"] and failed["runs_on"] == "source", failed
         runs_only_on(lab, "ft-rootfs", "lab1")
         served(watcher)
-    finally:
-        watcher.close()
 
 
 def test_the_destination_dies_while_the_pages_stream(lab, clean):
-    pods.place(lab, "lab1", "ft-pages", 12, mib=512)
-    watcher = pods.client(12)
-    try:
-        watcher.wait_lines(10)
+    with pods.watched(lab, "lab1", "ft-pages", 12, mib=512) as watcher:
         move = Move(lab, "ft-pages", "lab1", "lab2", strategy="stop-and-copy")
         wait_for_phase("lab2", "ft-pages", "pages: page stream 0")
         control.reboot("lab2", wait=False)
@@ -130,15 +117,10 @@ def test_the_destination_dies_while_the_pages_stream(lab, clean):
         assert failed["failed"] and failed["result"] == "not_moved" and failed["runs_on"] == "source", failed
         runs_only_on(lab, "ft-pages", "lab1")
         served(watcher)
-    finally:
-        watcher.close()
 
 
 def test_the_destination_dies_after_a_post_copied_pod_resumed_there(lab, clean):
-    pods.place(lab, "lab1", "ft-post", 13, mib=512)
-    watcher = pods.client(13)
-    try:
-        watcher.wait_lines(10)
+    with pods.watched(lab, "lab1", "ft-post", 13, mib=512):
         move = Move(lab, "ft-post", "lab1", "lab2", strategy="post-copy")
         wait_for_phase("lab2", "ft-post", "running:")
         control.reboot("lab2", wait=False)
@@ -151,8 +133,6 @@ def test_the_destination_dies_after_a_post_copied_pod_resumed_there(lab, clean):
             served(fresh, 10)
         finally:
             fresh.close()
-    finally:
-        watcher.close()
 
 
 def test_the_source_dies_after_a_post_copied_pod_resumed_elsewhere(lab, clean):
@@ -168,11 +148,8 @@ def test_the_source_dies_after_a_post_copied_pod_resumed_elsewhere(lab, clean):
 
 
 def test_a_partition_before_the_freeze_leaves_the_pod_untouched(lab, clean):
-    pods.place(lab, "lab1", "ft-part1", 15)
-    pods.shell(lab, "lab1", "head -c 400M /dev/urandom > %s/ft-part1/big" % pods.PODS_DIR)
-    watcher = pods.client(15)
-    try:
-        watcher.wait_lines(10)
+    with pods.watched(lab, "lab1", "ft-part1", 15) as watcher:
+        pods.shell(lab, "lab1", "head -c 400M /dev/urandom > %s/ft-part1/big" % pods.PODS_DIR)
         move = Move(lab, "ft-part1", "lab1", "lab2")
         wait_for_phase("lab2", "ft-part1", "rootfs: receiving")
         control.partition("lab2")
@@ -181,15 +158,10 @@ def test_a_partition_before_the_freeze_leaves_the_pod_untouched(lab, clean):
         assert failed["failed"] and failed["result"] == "not_moved" and failed["runs_on"] == "source", failed
         runs_only_on(lab, "ft-part1", "lab1")
         served(watcher)
-    finally:
-        watcher.close()
 
 
 def test_a_partition_while_frozen_costs_at_most_max_freeze(lab, clean):
-    pods.place(lab, "lab1", "ft-part2", 16, mib=512)
-    watcher = pods.client(16)
-    try:
-        watcher.wait_lines(10)
+    with pods.watched(lab, "lab1", "ft-part2", 16, mib=512) as watcher:
         watcher.reset_pause_clock()
         move = Move(lab, "ft-part2", "lab1", "lab2", strategy="stop-and-copy", max_freeze=8)
         wait_for_phase("lab2", "ft-part2", "pages: page stream 0")
@@ -200,8 +172,6 @@ def test_a_partition_while_frozen_costs_at_most_max_freeze(lab, clean):
         report = served(watcher)
         assert report["max_pause_ms"] < (8 + 3) * 1000, "the freeze is bounded by max_freeze"
         runs_only_on(lab, "ft-part2", "lab1")
-    finally:
-        watcher.close()
 
 
 def test_a_partition_after_a_post_copied_pod_resumed_rolls_it_back(lab, clean):
@@ -224,17 +194,14 @@ def test_a_partition_after_a_post_copied_pod_resumed_rolls_it_back(lab, clean):
 def test_a_full_image_directory_on_the_destination(lab, clean):
     incoming = "%s/incoming" % pods.IMAGES
     pods.shell(lab, "lab2", "mkdir -p %s && mount -t tmpfs -o size=16m tmpfs %s" % (incoming, incoming))
-    pods.place(lab, "lab1", "ft-full", 18, mib=64)
-    watcher = pods.client(18)
-    try:
-        watcher.wait_lines(10)
-        failed = pods.move(lab, "ft-full", "lab1", "lab2", strategy="stop-and-copy")
-        assert failed["failed"] and failed["runs_on"] == "source", failed
-        runs_only_on(lab, "ft-full", "lab1")
-        served(watcher)
-    finally:
-        watcher.close()
-        pods.shell(lab, "lab2", "umount %s" % incoming)
+    with pods.watched(lab, "lab1", "ft-full", 18, mib=64) as watcher:
+        try:
+            failed = pods.move(lab, "ft-full", "lab1", "lab2", strategy="stop-and-copy")
+            assert failed["failed"] and failed["runs_on"] == "source", failed
+            runs_only_on(lab, "ft-full", "lab1")
+            served(watcher)
+        finally:
+            pods.shell(lab, "lab2", "umount %s" % incoming)
 
 
 def kill_criu_dump(host: str, pod: str, timeout: float = 10) -> None:
@@ -263,10 +230,7 @@ def kill_criu_dump(host: str, pod: str, timeout: float = 10) -> None:
 
 
 def test_criu_killed_in_the_middle_of_a_dump(lab, clean):
-    pods.place(lab, "lab1", "ft-kill", 19, mib=1024)
-    watcher = pods.client(19)
-    try:
-        watcher.wait_lines(10)
+    with pods.watched(lab, "lab1", "ft-kill", 19, mib=1024) as watcher:
         move = Move(lab, "ft-kill", "lab1", "lab2", strategy="stop-and-copy")
         kill_criu_dump("lab1", "ft-kill")
         failed = move.finish()
@@ -274,20 +238,15 @@ def test_criu_killed_in_the_middle_of_a_dump(lab, clean):
         assert "killed" in failed["msg"] and "revived" in failed["msg"], failed["msg"]
         runs_only_on(lab, "ft-kill", "lab1")
         served(watcher)
-    finally:
-        watcher.close()
 
 
 def test_the_controller_killed_mid_move_then_a_rerun_converges(lab, clean):
-    pods.place(lab, "lab1", "ft-ctl", 20, mib=256)
-    watcher = pods.client(20)
     playbook = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", lab,
                 os.path.join(ROOT, "playbooks", "move_pod.yml"),
                 "-e", json.dumps({"pod": "ft-ctl", "from": "lab1", "to": "lab2", "image_dir": pods.IMAGES,
                                   "criu_path": pods.CRIU})]
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"))
-    try:
-        watcher.wait_lines(10)
+    with pods.watched(lab, "lab1", "ft-ctl", 20, mib=256) as watcher:
         run = subprocess.Popen(playbook, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for_phase("lab2", "ft-ctl", "pages:")
         run.send_signal(signal.SIGKILL)
@@ -298,64 +257,51 @@ def test_the_controller_killed_mid_move_then_a_rerun_converges(lab, clean):
         assert again.returncode == 0 and "ft-ctl already runs on lab2: nothing to do" in again.stdout, again.stdout
         runs_only_on(lab, "ft-ctl", "lab2")
         served(watcher)
-    finally:
-        watcher.close()
 
 
 def test_strangers_on_the_receivers_port_do_not_stop_the_move(lab, clean):
-    pods.place(lab, "lab1", "ft-stray", 21)
-    watcher = pods.client(21)
     strangers = []
-    try:
-        watcher.wait_lines(10)
-        credentials = pods.credentials()
-        receiver = pods.receive(lab, "ft-stray", "lab1", "lab2", credentials)
-        client_ns = topo.netns_path(topo.CLIENT_NETNS)
-        address, port = receiver["address"], receiver["port"]
-        for port_seen in range(port - 3, port + 4):  # a port scan over the receiver's neighbourhood
-            try:
-                connect(address, port_seen, client_ns, 0.5).close()
-            except OSError:
-                pass
-        idle = connect(address, port, client_ns, 5)  # connects and says nothing
-        garbage = connect(address, port, client_ns, 5)
-        garbage.sendall(b"\x00\x00\x00\x05hello")
-        impostor = connect(address, port, client_ns, 5)
-        hello = json.dumps({"type": "hello", "token": "0" * 32, "pod": "ft-stray", "stream": "control"}).encode()
-        impostor.sendall(len(hello).to_bytes(4, "big") + hello)
-        strangers += [idle, garbage, impostor]
-        with pytest.raises(AutopodError, match="TLS handshake failed"):  # a peer with another move's credentials
-            Credentials(**pods.credentials()).secure(connect(address, port, client_ns, 5), False, 5)
-        moved = pods.migrate(lab, "ft-stray", "lab1", receiver, credentials)
-        assert moved.get("changed") and moved["result"] == "moved", moved
-        runs_only_on(lab, "ft-stray", "lab2")
-        served(watcher)
-    finally:
-        for sock in strangers:
-            sock.close()
-        watcher.close()
+    with pods.watched(lab, "lab1", "ft-stray", 21) as watcher:
+        try:
+            credentials = pods.credentials()
+            receiver = pods.receive(lab, "ft-stray", "lab1", "lab2", credentials)
+            client_ns = topo.netns_path(topo.CLIENT_NETNS)
+            address, port = receiver["address"], receiver["port"]
+            for port_seen in range(port - 3, port + 4):  # a port scan over the receiver's neighbourhood
+                try:
+                    connect(address, port_seen, client_ns, 0.5).close()
+                except OSError:
+                    pass
+            idle = connect(address, port, client_ns, 5)  # connects and says nothing
+            garbage = connect(address, port, client_ns, 5)
+            garbage.sendall(b"\x00\x00\x00\x05hello")
+            impostor = connect(address, port, client_ns, 5)
+            hello = json.dumps({"type": "hello", "token": "0" * 32, "pod": "ft-stray", "stream": "control"}).encode()
+            impostor.sendall(len(hello).to_bytes(4, "big") + hello)
+            strangers += [idle, garbage, impostor]
+            with pytest.raises(AutopodError, match="TLS handshake failed"):  # a peer with another move's credentials
+                Credentials(**pods.credentials()).secure(connect(address, port, client_ns, 5), False, 5)
+            moved = pods.migrate(lab, "ft-stray", "lab1", receiver, credentials)
+            assert moved.get("changed") and moved["result"] == "moved", moved
+            runs_only_on(lab, "ft-stray", "lab2")
+            served(watcher)
+        finally:
+            for sock in strangers:
+                sock.close()
 
 
 def test_a_source_with_other_credentials_is_refused_and_the_pod_runs_on(lab, clean):
-    pods.place(lab, "lab1", "ft-wrong", 23)
-    watcher = pods.client(23)
-    try:
-        watcher.wait_lines(10)
+    with pods.watched(lab, "lab1", "ft-wrong", 23) as watcher:
         receiver = pods.receive(lab, "ft-wrong", "lab1", "lab2", pods.credentials(), timeout=20)
         refused = pods.migrate(lab, "ft-wrong", "lab1", receiver, pods.credentials())
         assert refused["failed"] and refused["result"] == "not_moved" and refused["runs_on"] == "source", refused
         assert "TLS handshake failed" in refused["msg"], refused["msg"]
         runs_only_on(lab, "ft-wrong", "lab1")
         served(watcher)
-    finally:
-        watcher.close()
 
 
 def test_an_abandoned_receiver_never_harms_a_later_move(lab, clean):
-    pods.place(lab, "lab1", "ft-old", 22)
-    watcher = pods.client(22)
-    try:
-        watcher.wait_lines(10)
+    with pods.watched(lab, "lab1", "ft-old", 22) as watcher:
         abandoned = pods.receive(lab, "ft-old", "lab1", "lab2", pods.credentials(), timeout=15)
         assert abandoned.get("changed"), abandoned
         moved = pods.move(lab, "ft-old", "lab1", "lab2")  # a later run, with its own receiver
@@ -363,8 +309,6 @@ def test_an_abandoned_receiver_never_harms_a_later_move(lab, clean):
         time.sleep(17)  # past the abandoned receiver's timeout: it must not have taken anything down
         runs_only_on(lab, "ft-old", "lab2")
         served(watcher)
-    finally:
-        watcher.close()
 
 
 def test_opposite_moves_at_the_same_time_both_finish(lab, clean):

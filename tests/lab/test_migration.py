@@ -27,10 +27,7 @@ def assert_unbroken(watcher, after_lines=30):
 
 
 def test_there_and_back_with_the_connection_open(lab, clean):
-    pods.place(lab, "lab1", "mv-web", 0)
-    watcher = pods.client(0)
-    try:
-        watcher.wait_lines(20)
+    with pods.watched(lab, "lab1", "mv-web", 0, lines=20) as watcher:
         pauses = []
         for source, destination in (("lab1", "lab2"), ("lab2", "lab1")):
             watcher.reset_pause_clock()
@@ -43,58 +40,40 @@ def test_there_and_back_with_the_connection_open(lab, clean):
         second = moved["bytes"]["rootfs"]
         assert second < 200 * 1024, "on the way back only what changed travels (%d bytes)" % second
         print("longest pauses seen by the client: %s ms" % pauses)
-    finally:
-        watcher.close()
 
 
 def test_shared_storage_moves_only_images(lab, clean):
-    pods.place(lab, "lab1", "mv-shared", 1, storage="shared")
-    watcher = pods.client(1)
-    try:
-        watcher.wait_lines(20)
+    with pods.watched(lab, "lab1", "mv-shared", 1, storage="shared", lines=20) as watcher:
         moved = pods.move(lab, "mv-shared", "lab1", "lab2", storage="shared")
         assert moved.get("changed"), moved
         assert moved["bytes"]["rootfs"] == 0 and moved["storage"] == "shared"
         assert_unbroken(watcher)
-    finally:
-        watcher.close()
 
 
 def test_stop_and_copy(lab, clean):
-    pods.place(lab, "lab1", "mv-stop", 2)
-    watcher = pods.client(2)
-    try:
-        watcher.wait_lines(20)
+    with pods.watched(lab, "lab1", "mv-stop", 2, lines=20) as watcher:
         moved = pods.move(lab, "mv-stop", "lab1", "lab2", strategy="stop-and-copy")
         assert moved.get("changed") and moved["strategy"] == "stop-and-copy", moved
         assert moved["bytes"]["pages"] > 15 * 2**20
         assert_unbroken(watcher)
-    finally:
-        watcher.close()
 
 
 def test_a_refused_destination_leaves_the_pod_running(lab, clean):
-    pods.place(lab, "lab1", "mv-refused", 3)
-    watcher = pods.client(3)
     address = topo.pod_ip(3)
-    try:
-        watcher.wait_lines(10)
-        pods.shell(lab, "lab2", "ip addr add %s/32 dev lo" % address)  # somebody on lab2 has the address
-        refused = pods.move(lab, "mv-refused", "lab1", "lab2")
-        assert refused["failed"] and "address %s is already used on this host" % address in refused["msg"]
-        assert pods.running_on(lab, "mv-refused", ["lab1", "lab2"]) == ["lab1"]
-        assert_unbroken(watcher, 10)
-    finally:
-        pods.shell(lab, "lab2", "ip addr del %s/32 dev lo || true" % address)
-        watcher.close()
+    with pods.watched(lab, "lab1", "mv-refused", 3) as watcher:
+        try:
+            pods.shell(lab, "lab2", "ip addr add %s/32 dev lo" % address)  # somebody on lab2 has the address
+            refused = pods.move(lab, "mv-refused", "lab1", "lab2")
+            assert refused["failed"] and "address %s is already used on this host" % address in refused["msg"]
+            assert pods.running_on(lab, "mv-refused", ["lab1", "lab2"]) == ["lab1"]
+            assert_unbroken(watcher, 10)
+        finally:
+            pods.shell(lab, "lab2", "ip addr del %s/32 dev lo || true" % address)
 
 
 def test_a_pause_budget_chooses_the_strategy_or_leaves_the_pod_where_it_is(lab, clean):
     """64 MiB: stop-and-copy is expected to pause about 350 ms, post-copy about 135 ms (pause_model.py)."""
-    pods.place(lab, "lab1", "mv-budget", 8, mib=64)
-    watcher = pods.client(8)
-    try:
-        watcher.wait_lines(10)
+    with pods.watched(lab, "lab1", "mv-budget", 8, mib=64) as watcher:
         pid = module("pod_info", {"name": "mv-budget"}, host="lab1", inventory=lab)["pods"][0]["init_pid"]
         refused = pods.move(lab, "mv-budget", "lab1", "lab2", strategy="stop-and-copy", max_pause_ms=200)
         assert refused["failed"] and refused["result"] == "not_moved" and refused["runs_on"] == "source", refused
@@ -105,22 +84,15 @@ def test_a_pause_budget_chooses_the_strategy_or_leaves_the_pod_where_it_is(lab, 
         assert moved.get("result") == "moved" and moved["strategy"] == "post-copy", moved
         assert pods.running_on(lab, "mv-budget", ["lab1", "lab2"]) == ["lab2"]
         assert_unbroken(watcher)
-    finally:
-        watcher.close()
 
 
 def test_pre_copy_without_soft_dirty_tracking_is_refused_before_anything_moves(lab, clean):
     # This machine's kernel has no soft-dirty tracking (the QEMU guests' Debian kernels do: tests/qemu).
-    pods.place(lab, "lab1", "mv-precopy", 5)
-    watcher = pods.client(5)
-    try:
-        watcher.wait_lines(10)
+    with pods.watched(lab, "lab1", "mv-precopy", 5) as watcher:
         refused = pods.move(lab, "mv-precopy", "lab1", "lab2", strategy="pre-copy")
         assert refused["failed"] and "pre-copy is not possible: the kernel has no soft-dirty" in refused["msg"], refused
         assert pods.running_on(lab, "mv-precopy", ["lab1", "lab2"]) == ["lab1"]
         assert_unbroken(watcher, 10)
-    finally:
-        watcher.close()
 
 
 def test_a_failed_restore_falls_back_to_the_source(lab, clean):
@@ -128,28 +100,22 @@ def test_a_failed_restore_falls_back_to_the_source(lab, clean):
     # passes the destination's checks (it exists) but makes CRIU's restore fail to mount it.
     pods.shell(lab, "lab1", "mkdir -p /srv/pod-data")
     pods.shell(lab, "lab2", "rm -rf /srv/pod-data && touch /srv/pod-data")
-    pods.place(lab, "lab1", "mv-back", 4, mounts=[{"source": "/srv/pod-data", "target": "/data"}])
-    watcher = pods.client(4)
-    try:
-        watcher.wait_lines(20)
-        failed = pods.move(lab, "mv-back", "lab1", "lab2")
-        assert failed["failed"], failed
-        assert "restore on the destination failed" in failed["msg"], failed["msg"]
-        assert "the pod was revived here and runs as before" in failed["msg"]
-        assert failed["result"] == "not_moved" and failed["runs_on"] == "source", failed
-        assert pods.running_on(lab, "mv-back", ["lab1", "lab2"]) == ["lab1"]
-        assert_unbroken(watcher)
-    finally:
-        watcher.close()
-        pods.shell(lab, "lab2", "rm -f /srv/pod-data")
+    with pods.watched(lab, "lab1", "mv-back", 4, mounts=[{"source": "/srv/pod-data", "target": "/data"}], lines=20) as watcher:
+        try:
+            failed = pods.move(lab, "mv-back", "lab1", "lab2")
+            assert failed["failed"], failed
+            assert "restore on the destination failed" in failed["msg"], failed["msg"]
+            assert "the pod was revived here and runs as before" in failed["msg"]
+            assert failed["result"] == "not_moved" and failed["runs_on"] == "source", failed
+            assert pods.running_on(lab, "mv-back", ["lab1", "lab2"]) == ["lab1"]
+            assert_unbroken(watcher)
+        finally:
+            pods.shell(lab, "lab2", "rm -f /srv/pod-data")
 
 
 def test_a_reboot_kills_the_pods_left_on_a_host(lab, clean):
     """The reason for evacuating: a lab host's reboot ends everything on it, as a real reboot does."""
-    pods.place(lab, "lab2", "mv-stays", 5)
-    watcher = pods.client(5)
-    try:
-        watcher.wait_lines(10)
+    with pods.watched(lab, "lab2", "mv-stays", 5) as watcher:
         before = control.boot_id("lab2")
         control.reboot("lab2")
         assert control.boot_id("lab2") != before
@@ -157,16 +123,11 @@ def test_a_reboot_kills_the_pods_left_on_a_host(lab, clean):
             watcher.wait_lines(1000, timeout=5)
         info = module("autopod.autopod.pod_info", {"name": "mv-stays"}, host="lab2", inventory=lab)["pods"][0]
         assert info["state"] == "stopped", info
-    finally:
-        watcher.close()
 
 
 def test_the_move_pod_playbook(lab, clean):
     """The documented one-command way to move a pod."""
-    pods.place(lab, "lab1", "mv-play", 6)
-    watcher = pods.client(6)
-    try:
-        watcher.wait_lines(10)
+    with pods.watched(lab, "lab1", "mv-play", 6) as watcher:
         run = playbook(os.path.join(pods.topo.ROOT, "playbooks", "move_pod.yml"),
                        {"pod": "mv-play", "from": "lab1", "to": "lab3", "image_dir": pods.IMAGES,
                         "criu_path": pods.CRIU}, inventory=lab)
@@ -177,5 +138,3 @@ def test_the_move_pod_playbook(lab, clean):
         assert float(line.group(1)) >= float(line.group(2)) > 0 and float(line.group(3)) > 0
         assert pods.running_on(lab, "mv-play", ["lab1", "lab3"]) == ["lab3"]
         assert_unbroken(watcher)
-    finally:
-        watcher.close()
