@@ -5,7 +5,8 @@ kernel 1.1 is published as a security update whose maintainer script asks for a 
 kernel packages do, and tool 1.1 as a regular update, which the default policy (security) leaves. Pods
 run on every host, each watched by a client on the lab's client host: Redis on lab1 (writers with
 requests always in flight; every acknowledged write is read back), counters on lab2 and lab3, whose
-memory holds a marker that a capture on the lab switch must not find during the run.
+memory holds a marker that a capture on the lab switch must not find during the run. The rollout runs
+as AWX runs it: through ansible-runner, with the survey's default answers.
 """
 
 from __future__ import annotations
@@ -13,16 +14,16 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import sys
+import shutil
 import time
 
+import ansible_runner
 
 from lab import control
 from tests.lab import pods
 from tests.lab.capture import SwitchCapture
 from tests.lab.fleet import HOME, MARKER, REDIS_POD
-from tests.support.ansible_cli import ROOT, module, playbook
+from tests.support.ansible_cli import BIN, ROOT, module, playbook
 
 PLAYBOOK = os.path.join(ROOT, "playbooks", "rolling_patch.yml")
 
@@ -60,71 +61,36 @@ def assert_clients_unharmed(watchers):
         print("%s: longest pause %.0f ms over %d lines" % (name, report["max_pause_ms"], report["lines"]))
 
 
-def start(lab, report_dir):
-    """rolling_patch.yml in the background; communicate() waits for it."""
-    argv = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), PLAYBOOK, "-i", lab,
-            "-e", json.dumps({"autopod_report_dir": str(report_dir)})]
-    return subprocess.Popen(argv, cwd=ROOT, env=dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg")),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+def _survey_answers(report_dir: str) -> dict:
+    """What the job template's survey (meta/awx) sends when every answer is left at its default."""
+    with open(os.path.join(ROOT, "meta", "awx", "rolling_patch.survey.json")) as handle:
+        answers = {q["variable"]: q["default"] for q in json.load(handle)["spec"] if q["default"] != ""}
+    answers["autopod_report_dir"] = report_dir
+    return answers
 
 
-def wait_for_locks(lab, hosts, running, timeout=300):
-    """Until every host's maintenance lock is held (the run's preflight took them), while the run lives."""
+def _private_data_dir(base: str, inventory: str, extravars: dict) -> str:
+    """A job's private data directory as AWX lays it out: env/extravars (the survey's answers), env/envvars,
+    inventory/hosts, project/."""
+    for sub in ("env", "inventory"):
+        os.makedirs(os.path.join(base, sub))
+    with open(os.path.join(base, "env", "extravars"), "w") as handle:
+        json.dump(extravars, handle)
+    with open(os.path.join(base, "env", "envvars"), "w") as handle:
+        # as in an execution environment, ansible-playbook is on the job's PATH
+        json.dump({"ANSIBLE_CONFIG": os.path.join(ROOT, "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
+                   "PATH": BIN + os.pathsep + os.environ["PATH"]}, handle)
+    shutil.copy(inventory, os.path.join(base, "inventory", "hosts"))
+    os.symlink(ROOT, os.path.join(base, "project"))
+    return base
+
+
+def wait_for_locks(lab, hosts, job, timeout=300):
+    """Until every host's maintenance lock is held (the job's preflight took them), while the job runs."""
     deadline = time.monotonic() + timeout
     while not all(module("maintenance_lock", {"state": "read"}, host=h, inventory=lab)["held"] for h in hosts):
-        assert running.poll() is None, running.communicate()[0][-6000:]
-        assert time.monotonic() < deadline, "the run took no locks in %d s" % timeout
-
-
-def test_rolling_patch_then_nothing_left_to_do_and_a_second_run_at_once_refuses(lab, hosts, fleet, tmp_path):
-    boots = {host: control.boot_id(host) for host in hosts}
-    with SwitchCapture() as capture:
-        running = start(lab, tmp_path / "first")
-        wait_for_locks(lab, hosts, running)
-        competing = run(lab, tmp_path / "competing")  # started while the first holds every lock
-        output = running.communicate(timeout=1800)[0]
-    os.makedirs(str(tmp_path / "first"), exist_ok=True)
-    (tmp_path / "first" / "ansible-playbook.log").write_text(output)
-    assert competing.returncode != 0 and "under maintenance by" in competing.stdout, competing.stdout[-3000:]
-    assert running.returncode == 0, output[-6000:]
-    assert capture.frames and not capture.holds(MARKER.encode()), "a pod's memory crossed the wire in clear text"
-    report = report_of(tmp_path / "first")
-    for host in hosts:
-        host_report = report["hosts"][host]
-        assert host_report["result"] == "patched", host_report
-        assert host_report["rebooted"] is True and host_report["packages_updated"] >= 1
-        assert host_report["boot_id_before"] == boots[host] != host_report["boot_id_after"]
-        assert control.boot_id(host) == host_report["boot_id_after"]
-    moves = report["moves"]
-    assert all(m["ok"] for m in moves), moves
-    assert sorted(m["pod"] for m in moves if m["phase"] == "evacuate") == sorted(HOME)
-    assert sorted(m["pod"] for m in moves if m["phase"] == "return") == sorted(HOME)
-    for name, home in HOME.items():
-        assert pods.running_on(lab, name, hosts) == [home], name
-    status = module("patch_status", {}, host="lab1", inventory=lab)
-    assert status["needs_patching"] is False and status["reboot_required"] is False
-    # policy security installed the security update only: the regular one still waits
-    assert [(u["name"], u["security"]) for u in status["updates"]] == [("autopod-demo-tool", False)], status["updates"]
-    for host in hosts:
-        versions = pods.shell(lab, host, "dpkg-query -W -f '${Package}=${Version} ' autopod-demo-kernel autopod-demo-tool")["stdout"]
-        assert versions.split() == ["autopod-demo-kernel=1.1", "autopod-demo-tool=1.0"], (host, versions)
-    assert_clients_unharmed(fleet)
-    assert os.path.exists(str(tmp_path / "first" / (report["owner"] + ".md")))
-    page = open(str(tmp_path / "first" / (report["owner"] + ".html"))).read()
-    assert page.count("<circle") == len(moves) and page.count('fill="#3a7"') == len(hosts)  # moves, patches
-
-    second = run(lab, tmp_path / "second")
-    assert second.returncode == 0, second.stdout[-6000:]
-    # what changes on each host is the package cache patch_status refreshes, and nothing else
-    recap = [line for line in second.stdout.splitlines() if line.startswith(("lab1", "lab2", "lab3"))]
-    assert len(recap) == 3 and all(re.search(r"\schanged=1\s", line) for line in recap), recap
-    for host in hosts:
-        versions = pods.shell(lab, host, "dpkg-query -W -f '${Package}=${Version} ' autopod-demo-kernel autopod-demo-tool")
-        assert versions["stdout"].split() == ["autopod-demo-kernel=1.1", "autopod-demo-tool=1.0"], host
-    again = report_of(tmp_path / "second")
-    assert again["moves"] == [], "nothing moves when nothing needs patching"
-    assert all(h["result"].startswith("skipped: nothing to do") for h in again["hosts"].values()), again["hosts"]
-    assert {host: control.boot_id(host) for host in hosts} == {h: report["hosts"][h]["boot_id_after"] for h in hosts}
+        assert job.is_alive(), "the job ended before it held every lock"
+        assert time.monotonic() < deadline, "the job took no locks in %d s" % timeout
 
 
 def _state_of(lab, hosts):
@@ -137,12 +103,12 @@ def _state_of(lab, hosts):
             for host in hosts}
 
 
-def test_a_dry_run_plans_every_move_and_patch_and_changes_nothing(lab, hosts, fleet, tmp_path):
+def assert_dry_run_planned_everything_and_changed_nothing(lab, hosts, report_dir):
     before = _state_of(lab, hosts)
-    dry = run(lab, tmp_path / "dry", options=["--check"])
+    dry = run(lab, report_dir, options=["--check"])
     assert dry.returncode == 0, dry.stdout[-6000:]
     assert _state_of(lab, hosts) == before
-    report = report_of(tmp_path / "dry")
+    report = report_of(report_dir)
     assert report["dry_run"] is True
     for host in hosts:
         assert report["hosts"][host]["result"].startswith(
@@ -156,8 +122,77 @@ def test_a_dry_run_plans_every_move_and_patch_and_changes_nothing(lab, hosts, fl
         assert move["downtime_ms"] > 0 and move["bytes"] > 16 << 20 and move["runs_on"] == HOME[move["pod"]], move
         assert move["to"] in hosts and move["to"] != HOME[move["pod"]]
     assert len(re.findall(r"would move by (post-copy|stop-and-copy), [0-9.]+ MiB, expected pause about", dry.stdout)) == 3
-    assert "DRY RUN" in open(os.path.join(str(tmp_path / "dry"), report["owner"] + ".md")).read()
+    assert "DRY RUN" in open(os.path.join(str(report_dir), report["owner"] + ".md")).read()
+
+
+def assert_job_events_carry_each_move_and_no_secret(job, report):
+    """What AWX shows of the job: set_stats in its artifacts, one event per move, no key or token."""
+    events = list(job.events)
+    stats = [e for e in events if e["event"] == "playbook_on_stats"][-1]["event_data"]
+    assert stats["artifact_data"]["autopod_report"] == report  # as AWX's workflows read it
+    lines = [e["event_data"]["res"]["msg"] for e in events
+             if e["event"] == "runner_on_ok" and e["event_data"].get("task", "").startswith("Say how the move went")]
+    assert len(lines) == 2 * len(HOME), lines
+    assert all(" frozen " in line and " MiB between the hosts" in line for line in lines), lines
+    text = json.dumps(events)
+    assert "PRIVATE KEY" not in text and "BEGIN CERTIFICATE" not in text
+    tokens = [e["event_data"]["res"]["invocation"]["module_args"].get("credentials") for e in events
+              if e["event"] == "runner_on_ok" and "pod_migrate" in e["event_data"].get("task_action", "")]
+    assert tokens and all(set(t.values()) == {"VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"} for t in tokens), tokens
+
+
+def test_a_dry_run_then_the_rollout_as_awx_runs_it_then_nothing_left_to_do(lab, hosts, fleet, tmp_path):
+    """One rollout, three looks at it: its dry run first; then the job itself through ansible-runner with
+    a private data directory laid out as AWX lays it out, while a second run started once the job holds
+    every lock must refuse; then a run with nothing left to do."""
+    assert_dry_run_planned_everything_and_changed_nothing(lab, hosts, tmp_path / "dry")
+    boots = {host: control.boot_id(host) for host in hosts}
+    reports = tmp_path / "reports"
+    data_dir = _private_data_dir(str(tmp_path / "awx"), lab, _survey_answers(str(reports)))
+    with SwitchCapture() as capture:
+        thread, job = ansible_runner.run_async(private_data_dir=data_dir, playbook="playbooks/rolling_patch.yml",
+                                               quiet=True, ident="job-1")
+        wait_for_locks(lab, hosts, thread)
+        competing = run(lab, tmp_path / "competing")
+        thread.join(1800)
+    assert competing.returncode != 0 and "under maintenance by" in competing.stdout, competing.stdout[-3000:]
+    assert job.status == "successful" and job.rc == 0, job.stdout.read()[-6000:]
+    assert capture.frames and not capture.holds(MARKER.encode()), "a pod's memory crossed the wire in clear text"
+    report = report_of(reports)
+    for host in hosts:
+        host_report = report["hosts"][host]
+        assert host_report["result"] == "patched", host_report
+        assert host_report["rebooted"] is True and host_report["packages_updated"] >= 1
+        assert host_report["boot_id_before"] == boots[host] != host_report["boot_id_after"]
+        assert control.boot_id(host) == host_report["boot_id_after"]
+    moves = report["moves"]
+    assert all(m["ok"] for m in moves), moves
+    assert sorted(m["pod"] for m in moves if m["phase"] == "evacuate") == sorted(HOME)
+    assert sorted(m["pod"] for m in moves if m["phase"] == "return") == sorted(HOME)
+    for name, home in HOME.items():
+        assert pods.running_on(lab, name, hosts) == [home], name
+    assert_job_events_carry_each_move_and_no_secret(job, report)
+    status = module("patch_status", {}, host="lab1", inventory=lab)
+    assert status["needs_patching"] is False and status["reboot_required"] is False
+    # the survey's default policy, security, installed the security update only: the regular one still waits
+    assert [(u["name"], u["security"]) for u in status["updates"]] == [("autopod-demo-tool", False)], status["updates"]
+    for host in hosts:
+        versions = pods.shell(lab, host, "dpkg-query -W -f '${Package}=${Version} ' autopod-demo-kernel autopod-demo-tool")["stdout"]
+        assert versions.split() == ["autopod-demo-kernel=1.1", "autopod-demo-tool=1.0"], (host, versions)
     assert_clients_unharmed(fleet)
+    assert os.path.exists(str(reports / (report["owner"] + ".md")))
+    page = open(str(reports / (report["owner"] + ".html"))).read()
+    assert page.count("<circle") == len(moves) and page.count('fill="#3a7"') == len(hosts)  # moves, patches
+
+    second = run(lab, tmp_path / "second")
+    assert second.returncode == 0, second.stdout[-6000:]
+    # what changes on each host is the package cache patch_status refreshes, and nothing else
+    recap = [line for line in second.stdout.splitlines() if line.startswith(("lab1", "lab2", "lab3"))]
+    assert len(recap) == 3 and all(re.search(r"\schanged=1\s", line) for line in recap), recap
+    again = report_of(tmp_path / "second")
+    assert again["moves"] == [], "nothing moves when nothing needs patching"
+    assert all(h["result"].startswith("skipped: nothing to do") for h in again["hosts"].values()), again["hosts"]
+    assert {host: control.boot_id(host) for host in hosts} == {h: report["hosts"][h]["boot_id_after"] for h in hosts}
 
 
 def test_a_host_that_does_not_come_back_stops_the_rollout(lab, hosts, fleet, tmp_path):

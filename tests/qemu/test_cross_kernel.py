@@ -9,9 +9,13 @@ import secrets
 import threading
 import time
 
+import pytest
+
 from lab import control
 from tests.lab import pods
 from tests.lab.capture import SwitchCapture
+
+pytestmark = pytest.mark.guests  # a command of its own (README): about 6 to 14 minutes under TCG
 
 
 def running_kernel(inventory: str, host: str) -> str:
@@ -22,59 +26,53 @@ def test_pod_moves_from_61_to_612_and_back(guests):
     kernels = {host: running_kernel(guests, host) for host in ("lab1", "lab2")}
     assert kernels["lab1"].startswith("6.1.") and kernels["lab2"].startswith("6.12."), kernels
     marker = "autopod-guest-marker-%s" % secrets.token_hex(8)
-    pods.place(guests, "lab1", "xk-web", 0, env={"POD_SECRET": " ".join([marker] * 64)})
-    watcher = pods.client(0)
     try:
-        watcher.wait_lines(10)
-        for source, destination, strategy in (("lab1", "lab2", "post-copy"), ("lab2", "lab1", "pre-copy")):
-            watcher.reset_pause_clock()
-            with SwitchCapture() as capture:
-                moved = pods.move(guests, "xk-web", source, destination, strategy=strategy)
-            assert moved.get("changed") and moved["strategy"] == strategy, moved
-            assert len(capture.data) > moved["bytes"]["total"] and not capture.holds(marker.encode()), strategy
-            if strategy == "pre-copy":
-                rounds = moved["pre_copy_pages"]
-                assert len(rounds) == 2 and rounds[0] >= 16 * 256, rounds  # the first round has the 16 MiB
-                assert rounds[1] < rounds[0] / 4 and moved["final_dump_pages"] < rounds[0] / 4, moved
-            watcher.wait_lines(10)
-            report = watcher.report()
-            assert report["error"] is None and not report["closed_by_peer"], report
-            assert report["gaps"] == [] and report["repeats"] == [], report
-            assert pods.running_on(guests, "xk-web", ["lab1", "lab2"]) == [destination]
-            print("%s (%s) -> %s (%s): strategy %s, client's longest pause %.0f ms, pages %s then %s frozen"
-                  % (source, kernels[source], destination, kernels[destination], moved["strategy"],
-                     report["max_pause_ms"], moved["pre_copy_pages"], moved["final_dump_pages"]))
-        assert watcher.verify().startswith("verify ok"), "the pod's memory must arrive intact"
+        with pods.watched(guests, "lab1", "xk-web", 0, env={"POD_SECRET": " ".join([marker] * 64)}) as watcher:
+            for source, destination, strategy in (("lab1", "lab2", "post-copy"), ("lab2", "lab1", "pre-copy")):
+                watcher.reset_pause_clock()
+                with SwitchCapture() as capture:
+                    moved = pods.move(guests, "xk-web", source, destination, strategy=strategy)
+                assert moved.get("changed") and moved["strategy"] == strategy, moved
+                assert len(capture.data) > moved["bytes"]["total"] and not capture.holds(marker.encode()), strategy
+                if strategy == "pre-copy":
+                    rounds = moved["pre_copy_pages"]
+                    assert len(rounds) == 2 and rounds[0] >= 16 * 256, rounds  # the first round has the 16 MiB
+                    assert rounds[1] < rounds[0] / 4 and moved["final_dump_pages"] < rounds[0] / 4, moved
+                watcher.wait_lines(10)
+                report = watcher.report()
+                assert report["error"] is None and not report["closed_by_peer"], report
+                assert report["gaps"] == [] and report["repeats"] == [], report
+                assert pods.running_on(guests, "xk-web", ["lab1", "lab2"]) == [destination]
+                print("%s (%s) -> %s (%s): strategy %s, client's longest pause %.0f ms, pages %s then %s frozen"
+                      % (source, kernels[source], destination, kernels[destination], moved["strategy"],
+                         report["max_pause_ms"], moved["pre_copy_pages"], moved["final_dump_pages"]))
+            assert watcher.verify().startswith("verify ok"), "the pod's memory must arrive intact"
     finally:
-        watcher.close()
         pods.remove_everywhere(guests, ["lab1", "lab2"])
 
 
 def test_a_destination_that_dies_during_pre_copy_rounds_leaves_the_pod_where_it_was(guests):
     """The fault matrix's pre-copy row, where pre-copy runs (the guests' kernels track dirty pages)."""
-    pods.place(guests, "lab2", "xk-pre", 1, mib=384)  # its first round takes long enough under TCG to strike in
-    watcher = pods.client(1)
     credentials = pods.credentials()
     try:
-        watcher.wait_lines(10)
-        receiver = pods.receive(guests, "xk-pre", "lab2", "lab1", credentials)
-        result = {}
-        move = threading.Thread(target=lambda: result.update(
-            pods.migrate(guests, "xk-pre", "lab2", receiver, credentials, strategy="pre-copy")))
-        before = control.boot_id("lab1")
-        move.start()
-        deadline = time.monotonic() + 300
-        while "pages: page stream 1" not in control.ssh("lab1", "cat %s/incoming/xk-pre.log" % pods.IMAGES, check=False):
-            assert time.monotonic() < deadline, "the first pre-copy round never started"
-        control.reboot("lab1", wait=False)
-        move.join(600)
-        assert result.get("failed") and result["result"] == "not_moved" and result["runs_on"] == "source", result
-        watcher.wait_lines(10, timeout=60)
-        report = watcher.report()
-        assert report["error"] is None and report["gaps"] == [], report
-        control.wait_rebooted("lab1", before)  # the guest comes back, for what follows
-        assert pods.running_on(guests, "xk-pre", ["lab1", "lab2"]) == ["lab2"]
-        assert watcher.verify().startswith("verify ok")
+        with pods.watched(guests, "lab2", "xk-pre", 1, mib=384) as watcher:  # its first round takes long enough under TCG to strike in
+            receiver = pods.receive(guests, "xk-pre", "lab2", "lab1", credentials)
+            result = {}
+            move = threading.Thread(target=lambda: result.update(
+                pods.migrate(guests, "xk-pre", "lab2", receiver, credentials, strategy="pre-copy")))
+            before = control.boot_id("lab1")
+            move.start()
+            deadline = time.monotonic() + 300
+            while "pages: page stream 1" not in control.ssh("lab1", "cat %s/incoming/xk-pre.log" % pods.IMAGES, check=False):
+                assert time.monotonic() < deadline, "the first pre-copy round never started"
+            control.reboot("lab1", wait=False)
+            move.join(600)
+            assert result.get("failed") and result["result"] == "not_moved" and result["runs_on"] == "source", result
+            watcher.wait_lines(10, timeout=60)
+            report = watcher.report()
+            assert report["error"] is None and report["gaps"] == [], report
+            control.wait_rebooted("lab1", before)  # the guest comes back, for what follows
+            assert pods.running_on(guests, "xk-pre", ["lab1", "lab2"]) == ["lab2"]
+            assert watcher.verify().startswith("verify ok")
     finally:
-        watcher.close()
         pods.remove_everywhere(guests, ["lab1", "lab2"])
