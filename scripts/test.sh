@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The test command: set the machine up, then run every tier and every check. Exits non-zero on any failure.
-#   1. pytest: unit tests, integration tests (real namespaces, CRIU, pyroute2, Ansible against localhost),
-#      lab tests (machine-like hosts over SSH) and QEMU-guest tests (Debian's 6.1 and 6.12 kernels)
+# The test command: set the machine up, then run the tiers and every check. Exits non-zero on any failure.
+#   1. pytest: unit tests, integration tests (real namespaces, CRIU, pyroute2, Ansible against localhost)
+#      and lab tests (machine-like hosts over SSH); the QEMU guests' and the fleet's tiers are selected by
+#      marker (pytest.ini), e.g. scripts/test.sh -m guests tests/qemu
 #   2. ansible-test sanity on the collection's modules and module_utils
 #   3. ansible-lint on roles and playbooks
 # Tests that need root or CRIU fail, never skip, when they are missing.
