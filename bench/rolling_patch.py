@@ -4,7 +4,8 @@ For each size N (--hosts 3,6,12; default 3): a fresh lab of N hosts, a counter p
 client on the lab's client host reading each pod's stream. A security update that requires a reboot is
 published, then:
 
-  Dry run: the same playbook with --check first (it plans and changes nothing); measured: its time.
+  Dry run: the same playbook with --check first (it plans and changes nothing); measured: its time, and
+           for it and the real run, the tasks' time summed by role (where the time goes).
   AutoPod: `ansible-playbook playbooks/rolling_patch.yml` (serial 1); measured: the run's total time,
            each pod's longest pause as its client saw it (the connection stays open throughout), and per
            host (from the ansible.posix.json callback's task times): its time in the run, the package
@@ -72,15 +73,37 @@ def per_host_times(run: dict, hosts: list) -> dict:
     return result
 
 
-def dry_run(inventory: str) -> float:
-    """`--check`: the plan, nothing changed; its wall time."""
+def seconds_by_role(run: dict) -> dict:
+    """Where a run's time went: its tasks' wall times summed by the role each belongs to (the playbook's own
+    tasks under "playbook"). With serial 1 the tasks run one after another, so the sums add up to about the
+    run's time."""
+    by_role: dict = {}
+    for play in run["plays"]:
+        for task in play["tasks"]:
+            if "end" not in task["task"]["duration"]:
+                continue
+            name = task["task"]["name"]
+            role = name.split(" : ")[0].split(".")[-1] if " : " in name else "playbook"
+            by_role[role] = round(by_role.get(role, 0.0) + session.task_seconds(task), 1)
+    return by_role
+
+
+def run_playbook(inventory: str, *options: str) -> tuple:
+    """rolling_patch.yml on the lab, recorded by the ansible.posix.json callback: its wall time and record."""
     started = time.monotonic()
-    subprocess.run([os.path.join(ROOT, ".venv", "bin", "ansible-playbook"), "--check", "-i", inventory,
-                    os.path.join(ROOT, "playbooks", "rolling_patch.yml"),
-                    "-e", json.dumps({"autopod_report_dir": "/tmp/autopod-bench-reports"})],
-                   cwd=ROOT, env=dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg")),
-                   stdout=subprocess.DEVNULL, check=True)
-    return round(time.monotonic() - started, 1)
+    played = subprocess.run([os.path.join(ROOT, ".venv", "bin", "ansible-playbook"), *options, "-i", inventory,
+                             os.path.join(ROOT, "playbooks", "rolling_patch.yml"),
+                             "-e", json.dumps({"autopod_report_dir": "/tmp/autopod-bench-reports"})],
+                            cwd=ROOT, env=dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"),
+                                               ANSIBLE_STDOUT_CALLBACK="ansible.posix.json"),
+                            stdout=subprocess.PIPE, text=True, check=True)
+    return round(time.monotonic() - started, 1), json.loads(played.stdout)
+
+
+def dry_run(inventory: str) -> dict:
+    """`--check`: the plan, nothing changed; its wall time and where it went."""
+    total, run = run_playbook(inventory, "--check")
+    return {"total_s": total, "by_role_s": seconds_by_role(run)}
 
 
 def rolling_patch(inventory: str, hosts: list) -> dict:
@@ -88,15 +111,8 @@ def rolling_patch(inventory: str, hosts: list) -> dict:
     for watcher in watchers.values():
         watcher.wait_lines(10)
         watcher.reset_pause_clock()
-    started = time.monotonic()
-    played = subprocess.run([os.path.join(ROOT, ".venv", "bin", "ansible-playbook"), "-i", inventory,
-                             os.path.join(ROOT, "playbooks", "rolling_patch.yml"),
-                             "-e", json.dumps({"autopod_report_dir": "/tmp/autopod-bench-reports"})],
-                            cwd=ROOT, env=dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"),
-                                               ANSIBLE_STDOUT_CALLBACK="ansible.posix.json"),
-                            stdout=subprocess.PIPE, text=True, check=True)
-    total = time.monotonic() - started
-    per_host = per_host_times(json.loads(played.stdout), hosts)
+    total, run = run_playbook(inventory)
+    per_host = per_host_times(run, hosts)
     pauses = {}
     for host, watcher in watchers.items():
         watcher.wait_lines(10)
@@ -104,7 +120,7 @@ def rolling_patch(inventory: str, hosts: list) -> dict:
         assert not report["gaps"] and not report["error"], report
         pauses["bench-%s" % host] = report["max_pause_ms"]
         watcher.close()
-    return {"total_s": round(total, 1), "longest_pause_ms": pauses, "per_host": per_host}
+    return {"total_s": total, "longest_pause_ms": pauses, "per_host": per_host, "by_role_s": seconds_by_role(run)}
 
 
 def first_line_after(offset: int, deadline_s: float = 120) -> float:
@@ -141,8 +157,8 @@ def one_size(count: int, results: dict, measured: session.Results) -> None:
                                     "&& rm -f /var/run/reboot-required*")
         pods.place(inventory, host, "bench-%s" % host, 30 + index, mib=16)
     aptrepo.publish(topo.repo_dir(), KERNEL[:2])
-    results["dry_run_s"] = dry_run(inventory)
-    measured.add("dry run (--check), %d hosts" % count, {"total_s": results["dry_run_s"]})
+    results["dry_run"] = dry_run(inventory)
+    measured.add("dry run (--check), %d hosts" % count, results["dry_run"])
     results["autopod"] = rolling_patch(inventory, hosts)
     measured.add("autopod, %d hosts" % count, results["autopod"])
     aptrepo.publish(topo.repo_dir(), KERNEL)
@@ -185,9 +201,13 @@ def print_table(results: dict) -> None:
                     "%.0f" % max(autopod["longest_pause_ms"].values())]
         else:
             row += ["-", "-", "-"]
-        row.append("%.0f" % size["dry_run_s"] if "dry_run_s" in size else "-")
+        row.append("%.0f" % size["dry_run"]["total_s"] if "dry_run" in size else "-")
         row += (["%.0f" % without["total_s"], "%.0f" % max(without["outage_ms"].values())] if without else ["-", "-"])
         print("| " + " | ".join(row) + " |")
+    for count, size in results["sizes"].items():
+        for run in ("dry_run", "autopod"):
+            if run in size:
+                print("%d hosts, %s: seconds by role %s" % (count, run, size[run]["by_role_s"]))
 
 
 if __name__ == "__main__":
