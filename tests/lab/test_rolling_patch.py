@@ -93,11 +93,16 @@ def wait_for_locks(lab, hosts, job, timeout=300):
         assert time.monotonic() < deadline, "the job took no locks in %d s" % timeout
 
 
+def _demo_versions(lab, host):
+    """The lab repository's two packages as installed on `host`: ["autopod-demo-kernel=1.0", ...]."""
+    return pods.shell(lab, host, "dpkg-query -W -f '${Package}=${Version} ' "
+                                 "autopod-demo-kernel autopod-demo-tool")["stdout"].split()
+
+
 def _state_of(lab, hosts):
     """What a dry run must not change: each pod's host and PID, each host's boot and packages."""
     return {host: {"boot": control.boot_id(host),
-                   "packages": pods.shell(lab, host, "dpkg-query -W -f '${Package}=${Version} ' "
-                                                     "autopod-demo-kernel autopod-demo-tool")["stdout"],
+                   "packages": _demo_versions(lab, host),
                    "pods": {p["name"]: p["init_pid"] for p in module("pod_info", {}, host=host, inventory=lab)["pods"]
                             if p["state"] == "running"}}
             for host in hosts}
@@ -177,8 +182,7 @@ def test_a_dry_run_then_the_rollout_as_awx_runs_it_then_nothing_left_to_do(lab, 
     # the survey's default policy, security, installed the security update only: the regular one still waits
     assert [(u["name"], u["security"]) for u in status["updates"]] == [("autopod-demo-tool", False)], status["updates"]
     for host in hosts:
-        versions = pods.shell(lab, host, "dpkg-query -W -f '${Package}=${Version} ' autopod-demo-kernel autopod-demo-tool")["stdout"]
-        assert versions.split() == ["autopod-demo-kernel=1.1", "autopod-demo-tool=1.0"], (host, versions)
+        assert _demo_versions(lab, host) == ["autopod-demo-kernel=1.1", "autopod-demo-tool=1.0"], host
     assert_clients_unharmed(fleet)
     assert os.path.exists(str(reports / (report["owner"] + ".md")))
     page = open(str(reports / (report["owner"] + ".html"))).read()
@@ -189,6 +193,8 @@ def test_a_dry_run_then_the_rollout_as_awx_runs_it_then_nothing_left_to_do(lab, 
     # what changes on each host is the package cache patch_status refreshes, and nothing else
     recap = [line for line in second.stdout.splitlines() if line.startswith(("lab1", "lab2", "lab3"))]
     assert len(recap) == 3 and all(re.search(r"\schanged=1\s", line) for line in recap), recap
+    for host in hosts:
+        assert _demo_versions(lab, host) == ["autopod-demo-kernel=1.1", "autopod-demo-tool=1.0"], host
     again = report_of(tmp_path / "second")
     assert again["moves"] == [], "nothing moves when nothing needs patching"
     assert all(h["result"].startswith("skipped: nothing to do") for h in again["hosts"].values()), again["hosts"]
