@@ -1,0 +1,63 @@
+"""Where the fleet's pods run, from one read and the moves since: what a batch asks instead of reading every host
+again (plugin_utils/fleet.py, the filters pods_away and pod_on)."""
+
+from __future__ import annotations
+
+import pytest
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.autopod.autopod.plugins.filter.pod_on import pod_on
+from ansible_collections.autopod.autopod.plugins.filter.pods_away import pods_away
+
+
+def _read(**hosts: list) -> list:
+    """pod_info results registered in a loop over hosts: host=[(pod, state, home), ...]."""
+    return [{"item": host, "changed": False, "host": {},
+             "pods": [{"name": name, "state": state, "home": home} for name, state, home in pods]}
+            for host, pods in hosts.items()]
+
+
+def _move(pod: str, source: str, peer: str, runs_on: str, ok: bool = True) -> dict:
+    return {"pod": pod, "phase": "evacuate", "from": source, "to": peer, "ok": ok, "runs_on": runs_on}
+
+
+def test_a_pod_that_never_moved_is_at_home_and_one_left_on_a_peer_by_an_earlier_run_is_away():
+    read = _read(h1=[("web", "running", None)], h2=[("db", "running", "h1"), ("own", "running", None)])
+    assert pods_away(read, "h1") == [{"name": "db", "host": "h2"}]
+    assert pods_away(read, "h2") == []
+
+
+def test_the_moves_since_the_read_say_where_the_pods_are_now():
+    read = _read(h1=[("web", "running", None), ("db", "running", None)], h2=[], h3=[("cache", "running", "h1")])
+    moves = [_move("web", "h1", "h2", "h2"),  # moved
+             _move("db", "h1", "h3", "h1", ok=False),  # refused: still here
+             _move("cache", "h3", "h2", "h2")]  # a batch peer moved it on
+    assert pods_away(read, "h1", moves) == [{"name": "cache", "host": "h2"}, {"name": "web", "host": "h2"}]
+
+
+def test_a_dry_runs_planned_moves_leave_every_pod_where_it_is():
+    read = _read(h1=[("web", "running", None)], h2=[])
+    assert pods_away(read, "h1", [_move("web", "h1", "h2", "h1")]) == []
+
+
+def test_stopped_pods_and_hosts_that_did_not_answer_hold_nothing_to_bring_back():
+    read = _read(h2=[("stopped", "stopped", "h1")])
+    read += [{"item": "h3", "failed": True, "msg": "no answer"}, {"item": "h4", "unreachable": True}]
+    assert pods_away(read, "h1") == []
+
+
+def test_a_pod_on_a_host_is_what_pod_info_with_its_name_says_there():
+    read = _read(h1=[("web", "running", None), ("db", "running", None)], h2=[])
+    assert pod_on("h1", read, "web") == {"item": "h1", "pods": [{"name": "web", "state": "running", "home": None}]}
+    assert pod_on("h2", read, "web") == {"item": "h2", "pods": []}
+
+
+@pytest.mark.parametrize("read", [_read(h1=[]), [{"item": "h2", "failed": True}]])
+def test_a_plan_from_a_read_without_the_hosts_answer_is_refused(read):
+    with pytest.raises(AnsibleFilterError, match="no answer from h2"):
+        pod_on("h2", read, "web")
+
+
+def test_something_else_than_a_read_is_refused_with_a_clear_error():
+    with pytest.raises(AnsibleFilterError, match="pod_info results"):
+        pods_away([{"item": "h1", "pods": [{"state": "running"}]}], "h1")
