@@ -3,15 +3,20 @@
  *
  * It keeps state that a checkpoint must carry:
  *   - a counter in memory, incremented every tick;
- *   - MIB mebibytes of incompressible memory, filled once from a fixed seed
- *     and then left idle, which "verify" recomputes;
+ *   - MIB mebibytes of incompressible memory, filled once from a fixed seed,
+ *     which "verify" recomputes; with WRITE_MIB_S, the workload keeps writing
+ *     it, WRITE_MIB_S MiB per second in turn, the way a busy cache does (each
+ *     word is written back with its own value, so "verify" still holds, and
+ *     each page written is dirty again for a move);
  *   - TCP connections, each receiving one numbered line per tick:
  *       "<seq> <counter>\n"   seq counts from 1 on every connection
  *     A client that sees a gap or a repeat in seq has lost or duplicated data.
  * A client may send "verify\n"; the reply line is "verify ok <counter>" or
- * "verify bad <counter>". SIGTERM ends it with status 0.
+ * "verify bad <counter>". It may send "ping\n", a request answered at once
+ * with "pong <counter>" (a request/response client's round trip).
+ * SIGTERM ends it with status 0.
  *
- * usage: counter PORT [MIB] [TICK_MS]
+ * usage: counter PORT [MIB] [TICK_MS] [WRITE_MIB_S]
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -42,6 +47,7 @@ static struct client clients[MAX_CLIENTS];
 static unsigned long counter;
 static uint64_t *memory;
 static size_t words;
+static size_t written; /* where the writing goes on */
 static volatile sig_atomic_t stop;
 
 static uint64_t next_word(uint64_t *state)
@@ -67,6 +73,16 @@ static int verify(void)
 		if (memory[i] != next_word(&state))
 			return 0;
 	return 1;
+}
+
+/* Write back `count` words of the memory, going round it, each with its own value. */
+static void rewrite(size_t count)
+{
+	volatile uint64_t *target = memory;
+	for (size_t i = 0; i < count; i++) {
+		target[written] = target[written] + 0;
+		written = written + 1 < words ? written + 1 : 0;
+	}
 }
 
 static long now_ms(void)
@@ -122,6 +138,11 @@ static void read_in(struct client *c)
 			char reply[64];
 			snprintf(reply, sizeof(reply), "verify %s %lu\n", verify() ? "ok" : "bad", counter);
 			queue(c, reply);
+		} else if (strcmp(c->in, "ping") == 0) {
+			char reply[64];
+			snprintf(reply, sizeof(reply), "pong %lu\n", counter);
+			queue(c, reply);
+			flush_out(c);
 		}
 		size_t rest = c->in_len - (line + 1 - c->in);
 		memmove(c->in, line + 1, rest);
@@ -141,12 +162,13 @@ static void on_term(int sig)
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
-		fprintf(stderr, "usage: %s PORT [MIB] [TICK_MS]\n", argv[0]);
+		fprintf(stderr, "usage: %s PORT [MIB] [TICK_MS] [WRITE_MIB_S]\n", argv[0]);
 		return 2;
 	}
 	int port = atoi(argv[1]);
 	size_t mib = argc > 2 ? strtoul(argv[2], NULL, 10) : 0;
 	long tick = argc > 3 ? atol(argv[3]) : 10;
+	size_t write_mib_s = argc > 4 ? strtoul(argv[4], NULL, 10) : 0;
 
 	signal(SIGTERM, on_term);
 	signal(SIGPIPE, SIG_IGN);
@@ -170,7 +192,9 @@ int main(int argc, char **argv)
 	}
 	for (int i = 0; i < MAX_CLIENTS; i++)
 		clients[i].fd = -1;
-	printf("counter: port %d, %zu MiB, tick %ld ms\n", port, mib, tick);
+	/* words written per tick; a freeze does not pile writes up, the next tick writes one tick's worth */
+	size_t per_tick = words ? write_mib_s * 1024 * 1024 / sizeof(uint64_t) * tick / 1000 : 0;
+	printf("counter: port %d, %zu MiB, tick %ld ms, writing %zu MiB/s\n", port, mib, tick, write_mib_s);
 	fflush(stdout);
 
 	long next_tick = now_ms() + tick;
@@ -219,6 +243,7 @@ int main(int argc, char **argv)
 			/* After a long freeze, one tick, not a burst: time jumped, the stream just resumes. */
 			next_tick = now_ms() + tick;
 			counter++;
+			rewrite(per_tick);
 			for (int i = 0; i < MAX_CLIENTS; i++) {
 				if (clients[i].fd < 0)
 					continue;

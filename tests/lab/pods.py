@@ -12,7 +12,8 @@ from ansible_collections.autopod.autopod.plugins.lookup.move_credentials import 
 from lab import topology as topo
 from tests.support.ansible_cli import module
 from workloads import desktop, redis_client, services
-from workloads.rootfs import build_rootfs
+from workloads.ping_client import PingClient
+from workloads.rootfs import COUNTER_SOURCE, build_rootfs
 from workloads.stream_client import StreamClient
 
 PODS_DIR = "/var/lib/autopod-pods"  # per-host storage, in each host's own root
@@ -22,9 +23,10 @@ IMAGES = "/run/autopod"  # tmpfs on every lab host
 
 
 def base_rootfs() -> str:
-    """The counter rootfs, built once where every lab host sees it (the shared directory)."""
+    """The counter rootfs, built where every lab host sees it (the shared directory), again when counter.c changed."""
     path = os.path.join(topo.shared_source(), "base-rootfs")
-    if not os.path.exists(os.path.join(path, "bin", "counter")):
+    binary = os.path.join(path, "bin", "counter")
+    if not os.path.exists(binary) or os.path.getmtime(binary) < os.path.getmtime(COUNTER_SOURCE):
         build_rootfs(path)
     return topo.SHARED_DIR + "/base-rootfs"
 
@@ -78,6 +80,11 @@ def place_service(inventory: str, host: str, service: str, name: str, offset: in
     return created
 
 
+def ping_client(offset: int, workers: int = 4) -> PingClient:
+    """Request/response clients of the counter pod at pod_ip(offset), `workers` pings in flight, started."""
+    return PingClient(topo.pod_ip(offset), 7000, topo.netns_path(topo.CLIENT_NETNS), workers).start()
+
+
 def service_client(service: str, offset: int, workers: int = 4):
     """A client of the service in pod_ip(offset), from the lab's client host, with `workers` requests in flight."""
     kind = {"redis": redis_client.RedisClient, "postgres": services.PostgresClient, "nginx": services.HttpClient}
@@ -111,8 +118,10 @@ def shell(inventory: str, host: str, command: str) -> Dict[str, Any]:
 
 
 def place(inventory: str, host: str, name: str, offset: int, mib: int = 16, storage: str = "copy",
-          mounts: List[Dict[str, Any]] = (), env: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
-    """Create a counter pod on `host` with address pod_ip(offset); its rootfs is its own, or shared."""
+          mounts: List[Dict[str, Any]] = (), env: Optional[Dict[str, str]] = None,
+          write_mib_s: int = 0) -> Dict[str, Any]:
+    """Create a counter pod on `host` with address pod_ip(offset); its rootfs is its own, or shared; with
+    `write_mib_s`, it keeps writing its memory at that rate."""
     if storage == "shared":
         rootfs = os.path.join(SHARED_PODS, name)
         machine_path = os.path.join(topo.shared_source(), "pods", name)
@@ -123,7 +132,7 @@ def place(inventory: str, host: str, name: str, offset: int, mib: int = 16, stor
         rootfs = os.path.join(PODS_DIR, name)
         shell(inventory, host, "rm -rf %s && mkdir -p %s && cp -a %s %s" % (rootfs, PODS_DIR, base_rootfs(), rootfs))
     created = module("pod_create", {"name": name, "rootfs": rootfs, "mounts": list(mounts), "env": env or {},
-                                    "command": ["/bin/counter", "7000", str(mib), "10"],
+                                    "command": ["/bin/counter", "7000", str(mib), "10", str(write_mib_s)],
                                     "network": {"address": "%s/%d" % (topo.pod_ip(offset), topo.PREFIXLEN),
                                                 "bridge": topo.HOST_BRIDGE}},
                      host=host, inventory=inventory)
