@@ -13,6 +13,14 @@ mode. Two moments need them out of it from outside the pod, through a duplicate 
   TCP_REPAIR_OFF sends the probe at once; the peer answers with its acknowledgement and the
   connection goes on (docs/design.md, "Holding a pod's network").
 - a source copy that CRIU left stopped and locked, when it is revived (revive.py).
+
+A restored IPv4 connection also gets its segment size back on the way out. A socket's MSS is computed when
+it connects, and CRIU connects it in repair mode before it can restore the peer's MSS (TCP_REPAIR_OPTIONS
+needs an established socket), so the kernel computes it from its 536-byte default and nothing recomputes it
+afterwards: the connection would send 524-byte segments for the rest of its life (ss -ti showed mss:524
+after a move, 1448 before it). Setting the socket's IP options, to what they already are, makes the kernel
+compute it again from the path MTU and the restored MSS (docs/design.md, "A restored connection's segment
+size"). IPv6 connections keep the short segments (nothing as simple recomputes theirs).
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ from ansible_collections.autopod.autopod.plugins.module_utils import linux
 
 TCP_REPAIR = 19  # linux/tcp.h
 TCP_REPAIR_OFF = 0  # leaving repair mode sends a window probe
+IP_OPTIONS_MAX = 40  # bytes of IPv4 options a header can hold
 
 
 def _socket_fds(pid: int) -> List[int]:
@@ -53,8 +62,16 @@ def leave_repair(pids: Iterable[int]) -> List[Tuple[int, int]]:
                 with copy:
                     if copy.type == socket.SOCK_STREAM and copy.family in (socket.AF_INET, socket.AF_INET6) \
                             and copy.getsockopt(socket.IPPROTO_TCP, TCP_REPAIR):
+                        if copy.family == socket.AF_INET:
+                            _sync_segment_size(copy)
                         copy.setsockopt(socket.IPPROTO_TCP, TCP_REPAIR, TCP_REPAIR_OFF)
                         changed.append((pid, fd))
         finally:
             os.close(pidfd)
     return changed
+
+
+def _sync_segment_size(sock: socket.socket) -> None:
+    """Have the kernel compute the connection's MSS again: setting IP_OPTIONS on a TCP socket does it
+    (do_ip_setsockopt calls icsk_sync_mss); the options are set back to what they are."""
+    sock.setsockopt(socket.IPPROTO_IP, socket.IP_OPTIONS, sock.getsockopt(socket.IPPROTO_IP, socket.IP_OPTIONS, IP_OPTIONS_MAX))

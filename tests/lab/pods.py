@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import subprocess
 from typing import Any, Callable, Dict, Iterator, List, Optional
@@ -217,6 +218,13 @@ def where(inventory: str, name: str, hosts: List[str]) -> Dict[str, str]:
             if pod["name"] == name:
                 found[host] = pod["state"]
     return found
+
+
+def connection_mss(inventory: str, host: str, name: str) -> List[int]:
+    """The MSS of each established TCP connection of pod `name` on `host` (ss -ti in the pod's network namespace)."""
+    info = module("pod_info", {"name": name}, host=host, inventory=inventory)
+    listed = shell(inventory, host, "nsenter -t %d -n ss -tinH state established" % info["pods"][0]["init_pid"])
+    return [int(mss) for mss in re.findall(r"\bmss:(\d+)", listed["stdout"])]
 
 
 def running_on(inventory: str, name: str, hosts: List[str]) -> List[str]:

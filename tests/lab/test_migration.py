@@ -37,6 +37,10 @@ def test_there_and_back_with_the_connection_open(lab, clean):
             report = assert_unbroken(watcher)
             pauses.append(report["max_pause_ms"])
             assert pods.running_on(lab, "mv-web", ["lab1", "lab2"]) == [destination]
+            # full-size segments on the restored connection (1448 on the lab's 1500-byte MTU; 524 before its
+            # MSS was computed again, tcp_repair.py)
+            segment_sizes = pods.connection_mss(lab, destination, "mv-web")
+            assert segment_sizes and min(segment_sizes) > 1400, segment_sizes
         second = moved["bytes"]["rootfs"]
         assert second < 200 * 1024, "on the way back only what changed travels (%d bytes)" % second
         print("longest pauses seen by the client: %s ms" % pauses)
