@@ -26,4 +26,4 @@ def test_missing_inputs_are_refused_before_anything_runs():
     role = playbook(os.path.join(HERE, "playbooks", "pod_move_without_a_pod.yml"), {})
     assert role.returncode != 0, role.stdout
     assert "missing required arguments: pod_move_name, pod_move_to" in role.stdout, role.stdout
-    assert "Read the pod on both hosts" not in role.stdout
+    assert "Read the pod on its source" not in role.stdout
