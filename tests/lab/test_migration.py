@@ -99,7 +99,7 @@ def test_pre_copy_without_soft_dirty_tracking_is_refused_before_anything_moves(l
         assert_unbroken(watcher, 10)
 
 
-def test_a_failed_restore_falls_back_to_the_source(lab, clean):
+def test_a_failed_restore_falls_back_to_the_source_and_a_second_try_moves_it(lab, clean):
     # The pod has a host directory bind-mounted at /data; on lab2 the same path is a file, which
     # passes the destination's checks (it exists) but makes CRIU's restore fail to mount it.
     pods.shell(lab, "lab1", "mkdir -p /srv/pod-data")
@@ -113,8 +113,15 @@ def test_a_failed_restore_falls_back_to_the_source(lab, clean):
             assert failed["result"] == "not_moved" and failed["runs_on"] == "source", failed
             assert pods.running_on(lab, "mv-back", ["lab1", "lab2"]) == ["lab1"]
             assert_unbroken(watcher)
+            # The cause mended, the same move again: nothing the failed one left on lab2 (its copy of the
+            # rootfs, say) may stand in its way.
+            pods.shell(lab, "lab2", "rm -f /srv/pod-data && mkdir -p /srv/pod-data")
+            moved = pods.move(lab, "mv-back", "lab1", "lab2")
+            assert moved.get("result") == "moved", moved
+            assert pods.running_on(lab, "mv-back", ["lab1", "lab2"]) == ["lab2"]
+            assert_unbroken(watcher)
         finally:
-            pods.shell(lab, "lab2", "rm -f /srv/pod-data")
+            pods.shell(lab, "lab2", "rm -rf /srv/pod-data")
 
 
 def test_a_reboot_kills_the_pods_left_on_a_host(lab, clean):

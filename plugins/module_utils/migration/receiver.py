@@ -113,6 +113,7 @@ class ReceiverConversation:
             raise AutopodError("not enough disk for the rootfs at %s: %d MiB free, %d MiB needed"
                                % (rootfs, capacity.disk_free(rootfs) >> 20, needed >> 20))
         os.makedirs(rootfs, exist_ok=True)
+        self.pod.rootfs_written = True
         self.log("rootfs: receiving %d bytes" % needed)
         rootfs_delta.apply_deletions(rootfs, message.get("delete", []))
         with self.channel.wait_for(self.limits.stall):

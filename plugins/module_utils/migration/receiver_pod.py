@@ -55,6 +55,7 @@ class ArrivingPod:
         self.relay: Optional[Relay] = None
         self.hold: Optional[holds.Hold] = None
         self.manifest: Optional[Manifest] = None
+        self.rootfs_written = False  # this receiver wrote the pod's rootfs here (copy storage)
         self._restore: Optional[threading.Thread] = None
         self._restore_error: Optional[BaseException] = None
         self.timings: Dict[str, float] = {}
@@ -208,7 +209,8 @@ class ArrivingPod:
 
     def give_back(self) -> None:
         """Remove what this receiver made for the pod, if the pod's name here is still its own, and put back
-        what this host knew of the pod before."""
+        what this host knew of the pod before. A rootfs copy this host had no earlier copy of is removed too:
+        kept, it would be nobody's, and the next move here would refuse to write over it (receiver.py)."""
         self.kill()
         with self.store.lock():
             if self.owns_claim():
@@ -217,6 +219,8 @@ class ArrivingPod:
                     self.store.save(self.previous)
                 else:
                     self.store.remove(self.spec.name)
+                    if self.rootfs_written:
+                        shutil.rmtree(self.spec.rootfs, ignore_errors=True)
         self.cleanup()
 
     def settle(self) -> None:
