@@ -83,6 +83,9 @@ options:
       - A pause budget, as QEMU's downtime limit is for virtual machines. Each strategy's pause is estimated from the
         pod's resident memory with the model this project measured (README.md, "Pause budget"); with O(strategy=auto)
         the best strategy that fits is chosen, and an explicit strategy that does not fit is refused.
+      - Pre-copy is judged after each of its rounds instead, from the rate the pod dirties its memory (measured by the
+        rounds). Rounds go on until the last one is expected to fit the budget, at most 6. A pod that writes too fast
+        for that is never frozen, and the move fails with the pod running here.
       - When no strategy fits, the move does not start; the pod keeps running here and the result says why.
       - The budget also bounds O(max_freeze), so a pod frozen past it resumes here.
     type: int
@@ -149,6 +152,20 @@ pre_copy_pages:
   type: list
   elements: int
   sample: [4200, 12]
+pre_copy_judged:
+  description:
+    - Pre-copy's last verdict (empty for other strategies), from the rate its rounds measured; with O(max_pause_ms)
+      the rounds went on until RV(pre_copy_judged.expected_pause_ms) fitted it.
+  returned: when the move started
+  type: dict
+  contains:
+    expected_pause_ms:
+      description: The pause the freeze was expected to cost when the rounds ended.
+      type: int
+    dirty_mib_s:
+      description: How fast the pod wrote its memory while the rounds ran, in MiB/s.
+      type: float
+  sample: {"expected_pause_ms": 160, "dirty_mib_s": 2.5}
 final_dump_pages:
   description: Pages sent while the pod was frozen (0 for post-copy, whose pages follow the pod).
   returned: success

@@ -76,3 +76,35 @@ def test_a_destination_that_dies_during_pre_copy_rounds_leaves_the_pod_where_it_
             assert watcher.verify().startswith("verify ok")
     finally:
         pods.remove_everywhere(guests, ["lab1", "lab2"])
+
+
+def test_a_pause_budget_stops_pre_copy_before_the_freeze_when_the_pod_writes_too_fast(guests):
+    """The pause budget where pre-copy runs: its rounds measure how fast the pod writes, and a pod whose last
+    round could never fit the budget is not frozen at all; a budget the rounds can meet lets it move."""
+    credentials = pods.credentials()
+    try:
+        with pods.watched(guests, "lab1", "xk-budget", 2, mib=64, write_mib_s=64) as watcher:
+            receiver = pods.receive(guests, "xk-budget", "lab1", "lab2", credentials)
+            refused = pods.migrate(guests, "xk-budget", "lab1", receiver, credentials, strategy="pre-copy",
+                                   max_pause_ms=200)
+            assert refused.get("failed") and refused["result"] == "not_moved" and refused["runs_on"] == "source", refused
+            assert "pre-copy cannot meet the pause budget of 200 ms: after 6 rounds the pod writes" in refused["msg"], refused
+            watcher.wait_lines(10)
+            report = watcher.report()
+            assert report["error"] is None and report["gaps"] == [] and report["repeats"] == [], report
+            assert pods.running_on(guests, "xk-budget", ["lab1", "lab2"]) == ["lab1"]
+            watcher.reset_pause_clock()
+            moved = pods.move(guests, "xk-budget", "lab1", "lab2", strategy="pre-copy", max_pause_ms=30000)
+            assert moved.get("changed") and moved["strategy"] == "pre-copy", moved
+            judged = moved["pre_copy_judged"]
+            assert len(moved["pre_copy_pages"]) == 2 and judged["dirty_mib_s"] > 1, moved
+            assert judged["expected_pause_ms"] <= 30000, moved
+            watcher.wait_lines(10)
+            report = watcher.report()
+            assert report["error"] is None and report["gaps"] == [] and report["repeats"] == [], report
+            assert pods.running_on(guests, "xk-budget", ["lab1", "lab2"]) == ["lab2"]
+            print("refused: %s; moved with pre-copy rounds %s, judged %s, client's longest pause %.0f ms"
+                  % (refused["msg"], moved["pre_copy_pages"], judged, report["max_pause_ms"]))
+            assert watcher.verify().startswith("verify ok"), "the pod's memory must arrive intact"
+    finally:
+        pods.remove_everywhere(guests, ["lab1", "lab2"])

@@ -14,10 +14,16 @@ bound. A pod that writes its memory fast pauses longer than this model says unde
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Sequence, Tuple
+
+from ansible_collections.autopod.autopod.plugins.module_utils.errors import AutopodError
 
 MIB = 1 << 20
-POST_COPY = "post-copy"
+PAGE = 4096
+POST_COPY, PRE_COPY = "post-copy", "pre-copy"
+PRE_COPY_MIN_ROUNDS = 2  # the second round sends only what the first left dirty, and gives a dirty rate
+PRE_COPY_MAX_ROUNDS = 6  # with a budget: rounds until the last one fits it, at most this many
+FREEZE, ANOTHER_ROUND = "freeze", "another round"
 POST_COPY_BASE_MS, POST_COPY_MS_PER_MIB = 120.0, 0.23
 COPY_BASE_MS, COPY_MS_PER_MIB = 150.0, 3.1
 
@@ -29,11 +35,37 @@ def expected_pause_ms(strategy: str, memory: int) -> float:
 
 
 def over_budget(strategy: str, memory: int, max_pause_ms: Optional[int]) -> Optional[str]:
-    """Why `strategy` would pause `memory` bytes of pod longer than the budget (None when it fits, or no budget)."""
+    """Why `strategy` would pause `memory` bytes of pod longer than the budget (None when it fits, or no budget).
+    Pre-copy is judged here by its floor, a last round with nothing to send; its rounds judge the rest."""
     if not max_pause_ms:
         return None
-    expected = expected_pause_ms(strategy, memory)
+    judged = 0 if strategy == PRE_COPY else memory
+    expected = expected_pause_ms(strategy, judged)
     if expected <= max_pause_ms:
         return None
-    return "its expected pause for %d MiB, about %d ms, is over the budget of %d ms" % (
-        memory // MIB, expected, max_pause_ms)
+    what = "a last round with nothing to send" if strategy == PRE_COPY else "%d MiB" % (memory // MIB)
+    return "its expected pause for %s, about %d ms, is over the budget of %d ms" % (what, expected, max_pause_ms)
+
+
+def pre_copy_verdict(rounds: Sequence[Tuple[int, float]], max_pause_ms: Optional[int]) -> Tuple[str, float, float]:
+    """After a pre-copy round: (FREEZE or ANOTHER_ROUND, the pause a freeze now is expected to cost in ms,
+    the dirty rate measured in MiB/s). `rounds` holds each round's (pages sent, seconds it took).
+
+    Round N sends what the pod wrote while round N-1 ran, so the pages of the last round over the
+    seconds of the one before are the rate the pod dirties its memory; the freeze will send what it
+    writes while the last round runs. Without a budget, PRE_COPY_MIN_ROUNDS rounds; with one, rounds
+    until that expected pause fits it. A pod that writes too fast for it to ever fit is not frozen:
+    AutopodError says so, and the move stops with the pod running where it was."""
+    if len(rounds) < PRE_COPY_MIN_ROUNDS:
+        return ANOTHER_ROUND, 0.0, 0.0
+    earlier_seconds = rounds[-2][1]
+    last_pages, last_seconds = rounds[-1]
+    rate = last_pages * PAGE / max(earlier_seconds, 0.001)
+    expected = expected_pause_ms("stop-and-copy", int(rate * last_seconds))
+    if not max_pause_ms or expected <= max_pause_ms:
+        return FREEZE, expected, rate / MIB
+    if len(rounds) >= PRE_COPY_MAX_ROUNDS:
+        raise AutopodError("pre-copy cannot meet the pause budget of %d ms: after %d rounds the pod writes %.0f MiB/s, "
+                           "so its last round would pause it about %d ms"
+                           % (max_pause_ms, len(rounds), rate / MIB, expected))
+    return ANOTHER_ROUND, expected, rate / MIB

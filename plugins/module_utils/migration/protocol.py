@@ -47,7 +47,6 @@ STREAM_CONTROL, STREAM_PAGES = "control", "pages"
 POST_COPY, PRE_COPY, STOP_AND_COPY, AUTO = "post-copy", "pre-copy", "stop-and-copy", "auto"
 STRATEGIES = (AUTO, POST_COPY, PRE_COPY, STOP_AND_COPY)
 STORAGE = ("copy", "shared")
-PRE_COPY_ROUNDS = 2  # pre-dumps while the pod runs; the second sends only what the first left dirty
 MEMORY_MARGIN = 64 << 20
 # CRIU's page server grows a pipe to 819 pages; above pipe-max-size that fails and post-copy dies
 # with "page-pipe: splice: Bad file descriptor" (docs/design.md, "Post-copy").

@@ -20,12 +20,13 @@ import shutil
 import signal
 import socket
 import time
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ansible_collections.autopod.autopod.plugins.module_utils import criu as criu_driver
 from ansible_collections.autopod.autopod.plugins.module_utils import rootfs_delta, transfer
 from ansible_collections.autopod.autopod.plugins.module_utils.errors import AutopodError
 from ansible_collections.autopod.autopod.plugins.module_utils.migration import protocol as P
+from ansible_collections.autopod.autopod.plugins.module_utils.migration.pause_model import ANOTHER_ROUND, pre_copy_verdict
 from ansible_collections.autopod.autopod.plugins.module_utils.migration.requests import MoveRequest
 from ansible_collections.autopod.autopod.plugins.module_utils.migration.source_pod import DumpFailed, SourcePod
 from ansible_collections.autopod.autopod.plugins.module_utils.migration.streams import Relay, criu_socket_pair
@@ -52,6 +53,7 @@ class SourceConversation:
         self.watch = Stopwatch()
         self.relay: Optional[Relay] = None
         self.pre_copy_pages: List[int] = []
+        self.pre_copy_judged: Dict[str, float] = {}  # the last round's verdict: the freeze's expected pause, the dirty rate
         self.bytes = {"rootfs": 0, "images": 0}
         self.frozen_at: Optional[float] = None
         self.storage = ""
@@ -125,7 +127,12 @@ class SourceConversation:
         self._ask({"type": P.PAGES_SENT, "round": number}, P.PAGES_OK, max(deadline - time.monotonic(), 1))
 
     def _pre_copy(self) -> None:
-        for number in range(1, P.PRE_COPY_ROUNDS + 1):
+        """Pre-dump rounds while the pod runs, as many as pause_model.pre_copy_verdict asks for; it raises
+        before the freeze when the pod writes too fast for a pause budget."""
+        rounds: List[Tuple[int, float]] = []
+        verdict = ANOTHER_ROUND
+        while verdict == ANOTHER_ROUND:
+            number, started = len(rounds) + 1, time.monotonic()
             criu_end = self._stream(number)
             try:
                 self.pre_copy_pages.append(self.pod.pre_dump(number, criu_end))
@@ -133,6 +140,9 @@ class SourceConversation:
                 criu_end.close()
             self._end_stream(number, time.monotonic() + self.limits.reply)
             self.watch.lap("pre_copy_%d" % number)
+            rounds.append((self.pre_copy_pages[-1], time.monotonic() - started))
+            verdict, expected_ms, rate = pre_copy_verdict(rounds, self.limits.max_pause_ms)
+            self.pre_copy_judged = {"expected_pause_ms": round(expected_ms), "dirty_mib_s": round(rate, 1)}
 
     def _freeze(self, strategy: str) -> None:
         lazy = strategy == P.POST_COPY
@@ -250,7 +260,7 @@ class SourceConversation:
 
     def _figures(self, strategy: str) -> Dict[str, Any]:
         return {"strategy": strategy, "storage": self.storage, "timings": self.watch.result(),
-                "pre_copy_pages": self.pre_copy_pages}
+                "pre_copy_pages": self.pre_copy_pages, "pre_copy_judged": self.pre_copy_judged}
 
     def _result(self, strategy: str, running: Dict[str, Any], result: str, runs_on: str) -> Dict[str, Any]:
         frozen_ms = round((self.running_at - self.frozen_at) * 1000, 1)
