@@ -8,8 +8,10 @@ From this project's own measurements (README.md, "Encryption's cost" and "Live m
 pod between two lab hosts over TLS on a 2-vCPU machine): post-copy freezes for about 120 ms plus 0.23 ms
 per MiB of memory (its pages follow the pod); stop-and-copy for about 150 ms plus 3.1 ms per MiB sent
 while frozen (about 320 MiB/s through the TLS relay). Pre-copy's last round sends only what was written
-since the round before, which is not known before the rounds run; it is judged as stop-and-copy, an upper
-bound. A pod that writes its memory fast pauses longer than this model says under post-copy too.
+since the round before, which is not known before the rounds run: a dry run plans it as stop-and-copy, an
+upper bound; a move judges it after each round from the dirty rate the rounds measured (pre_copy_verdict),
+as QEMU's pre-copy does with its downtime limit. A pod that writes its memory fast pauses longer than this
+model says under post-copy too.
 """
 
 from __future__ import annotations
