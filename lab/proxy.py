@@ -10,6 +10,7 @@ import os
 import selectors
 import socket
 import sys
+import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [ROOT, os.path.join(ROOT, ".collections")]
@@ -18,17 +19,27 @@ from ansible_collections.autopod.autopod.plugins.module_utils import linux  # no
 from lab import topology as topo  # noqa: E402
 
 
+# ssh closes our input when it is done; the host then closes its end. A host that vanished (a guest killed
+# with the lab) never does, and without a limit this relay would wait for it forever, an orphan.
+LINGER_AFTER_INPUT_S = 30.0
+
+
 def relay(sock: socket.socket) -> None:
     selector = selectors.DefaultSelector()
     selector.register(sys.stdin.fileno(), selectors.EVENT_READ, "in")
     selector.register(sock, selectors.EVENT_READ, "sock")
+    deadline = None
     while True:
-        for key, _events in selector.select():
+        events = selector.select(None if deadline is None else max(deadline - time.monotonic(), 0))
+        if not events and deadline is not None and time.monotonic() >= deadline:
+            return
+        for key, _events in events:
             if key.data == "in":
                 data = os.read(sys.stdin.fileno(), 65536)
                 if not data:
                     sock.shutdown(socket.SHUT_WR)
                     selector.unregister(sys.stdin.fileno())
+                    deadline = time.monotonic() + LINGER_AFTER_INPUT_S
                     continue
                 sock.sendall(data)
             else:
