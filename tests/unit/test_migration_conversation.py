@@ -124,6 +124,12 @@ class FakeArrivingPod:
         if self.fail == name:
             raise AutopodError("%s failed here" % name)
 
+    def open_rootfs(self, needed: int, deletions: List[str]) -> str:
+        self._step("rootfs")
+        os.makedirs(self.spec.rootfs, exist_ok=True)
+        rootfs_delta.apply_deletions(self.spec.rootfs, deletions)
+        return self.spec.rootfs
+
     def start_page_server(self, number: int, stream: socket.socket, stall: float) -> None:
         self._step("page_server")
         self.reader = threading.Thread(target=self._drain, args=(stream,), daemon=True)
@@ -266,7 +272,8 @@ def test_stop_and_copy_moves_the_pod_and_ends_the_source_copy_only_after_it_runs
     result, received, source_pod, arriving = converse(tmp_path)
     assert result["result"] == "moved" and result["runs_on"] == "destination", result
     assert source_pod.calls == ["freeze", "end"]
-    assert arriving.calls == ["page_server", "pages_written", "restore", "go", "settle"]
+    # the rootfs travels twice: copied while the pod runs, then its delta while it is frozen
+    assert arriving.calls == ["rootfs", "page_server", "rootfs", "pages_written", "restore", "go", "settle"]
     assert arriving.received == len(PAGES) and result["bytes"]["pages"] == len(PAGES)
     assert received == "moved"
     assert os.path.exists(os.path.join(arriving.spec.rootfs, "etc", "hostname")), "the rootfs travelled"
@@ -279,7 +286,7 @@ def test_post_copy_hands_over_when_every_page_arrived(tmp_path):
     result, received, source_pod, arriving = converse(tmp_path, P.POST_COPY)
     assert result["result"] == "moved" and result["strategy"] == P.POST_COPY, result
     assert source_pod.calls == ["freeze", "end"]
-    assert arriving.calls == ["lazy_pages", "restore", "go", "wait_lazy", "settle"]
+    assert arriving.calls == ["rootfs", "rootfs", "lazy_pages", "restore", "go", "wait_lazy", "settle"]
 
 
 @pytest.mark.parametrize("strategy", [P.STOP_AND_COPY, P.POST_COPY])

@@ -22,7 +22,7 @@ from ansible_collections.autopod.autopod.plugins.module_utils.errors import Auto
 
 MIB = 1 << 20
 PAGE = 4096
-POST_COPY, PRE_COPY = "post-copy", "pre-copy"
+POST_COPY, PRE_COPY, STOP_AND_COPY, AUTO = "post-copy", "pre-copy", "stop-and-copy", "auto"
 PRE_COPY_MIN_ROUNDS = 2  # the second round sends only what the first left dirty, and gives a dirty rate
 PRE_COPY_MAX_ROUNDS = 6  # with a budget: rounds until the last one fits it, at most this many
 FREEZE, ANOTHER_ROUND = "freeze", "another round"
@@ -63,7 +63,7 @@ def pre_copy_verdict(rounds: Sequence[Tuple[int, float]], max_pause_ms: Optional
     earlier_seconds = rounds[-2][1]
     last_pages, last_seconds = rounds[-1]
     rate = last_pages * PAGE / max(earlier_seconds, 0.001)
-    expected = expected_pause_ms("stop-and-copy", int(rate * last_seconds))
+    expected = expected_pause_ms(STOP_AND_COPY, int(rate * last_seconds))
     if not max_pause_ms or expected <= max_pause_ms:
         return FREEZE, expected, rate / MIB
     if len(rounds) >= PRE_COPY_MAX_ROUNDS:

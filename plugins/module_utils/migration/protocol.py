@@ -33,7 +33,8 @@ from typing import Any, Dict, Optional
 
 from ansible_collections.autopod.autopod.plugins.module_utils import criu as criu_driver
 from ansible_collections.autopod.autopod.plugins.module_utils.errors import AutopodError
-from ansible_collections.autopod.autopod.plugins.module_utils.migration.pause_model import over_budget
+from ansible_collections.autopod.autopod.plugins.module_utils.migration.pause_model import (
+    AUTO, POST_COPY, PRE_COPY, STOP_AND_COPY, over_budget)
 
 HELLO, READY, PLAN, PLAN_OK = "hello", "ready", "plan", "plan_ok"
 CPUINFO, CPU_OK = "cpuinfo", "cpu_ok"
@@ -44,7 +45,6 @@ RESTORE, HELD, GO, RUNNING = "restore", "held", "go", "running"
 LAZY_DONE, LAZY_FAILED, COMMIT, ABORT, ERROR = "lazy_done", "lazy_failed", "commit", "abort", "error"
 STREAM_CONTROL, STREAM_PAGES = "control", "pages"
 
-POST_COPY, PRE_COPY, STOP_AND_COPY, AUTO = "post-copy", "pre-copy", "stop-and-copy", "auto"
 STRATEGIES = (AUTO, POST_COPY, PRE_COPY, STOP_AND_COPY)
 STORAGE = ("copy", "shared")
 MEMORY_MARGIN = 64 << 20

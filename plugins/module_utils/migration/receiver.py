@@ -108,14 +108,9 @@ class ReceiverConversation:
         self.channel.send({"type": P.ROOTFS_STATE, "entries": rootfs_delta.scan_tree(self.pod.spec.rootfs)})
 
     def _rootfs(self, message: Dict[str, Any]) -> None:
-        rootfs, needed = self.pod.spec.rootfs, int(message.get("bytes", 0))
-        if capacity.disk_free(rootfs) < needed:
-            raise AutopodError("not enough disk for the rootfs at %s: %d MiB free, %d MiB needed"
-                               % (rootfs, capacity.disk_free(rootfs) >> 20, needed >> 20))
-        os.makedirs(rootfs, exist_ok=True)
-        self.pod.rootfs_written = True
+        needed = int(message.get("bytes", 0))
+        rootfs = self.pod.open_rootfs(needed, message.get("delete", []))
         self.log("rootfs: receiving %d bytes" % needed)
-        rootfs_delta.apply_deletions(rootfs, message.get("delete", []))
         with self.channel.wait_for(self.limits.stall):
             self.channel.receive_tree(rootfs)
         self.channel.send({"type": P.ROOTFS_OK})

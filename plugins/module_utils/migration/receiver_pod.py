@@ -17,9 +17,9 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
-from ansible_collections.autopod.autopod.plugins.module_utils import cgroups, commands, holds, tcp_repair
+from ansible_collections.autopod.autopod.plugins.module_utils import capacity, cgroups, commands, holds, rootfs_delta, tcp_repair
 from ansible_collections.autopod.autopod.plugins.module_utils import criu as criu_driver
 from ansible_collections.autopod.autopod.plugins.module_utils import network
 from ansible_collections.autopod.autopod.plugins.module_utils.checkpointing import RestoreRun, criu_restore, read_image_meta
@@ -55,7 +55,7 @@ class ArrivingPod:
         self.relay: Optional[Relay] = None
         self.hold: Optional[holds.Hold] = None
         self.manifest: Optional[Manifest] = None
-        self.rootfs_written = False  # this receiver wrote the pod's rootfs here (copy storage)
+        self._rootfs_written = False  # this receiver wrote the pod's rootfs here (copy storage)
         self._restore: Optional[threading.Thread] = None
         self._restore_error: Optional[BaseException] = None
         self.timings: Dict[str, float] = {}
@@ -63,6 +63,21 @@ class ArrivingPod:
     def owns_claim(self) -> bool:
         manifest = self.store.load(self.spec.name)
         return manifest is not None and (manifest.migration or {}).get("id") == self.claim
+
+    # ---- the root filesystem (copy storage) ----
+
+    def open_rootfs(self, needed: int, deletions: List[str]) -> str:
+        """Make the pod's rootfs here ready for `needed` bytes from the source, with `deletions` removed, and
+        return its path. From here on this receiver counts as its writer: give_back removes a copy this host
+        had none of before."""
+        rootfs = self.spec.rootfs
+        if capacity.disk_free(rootfs) < needed:
+            raise AutopodError("not enough disk for the rootfs at %s: %d MiB free, %d MiB needed"
+                               % (rootfs, capacity.disk_free(rootfs) >> 20, needed >> 20))
+        os.makedirs(rootfs, exist_ok=True)
+        self._rootfs_written = True
+        rootfs_delta.apply_deletions(rootfs, deletions)
+        return rootfs
 
     # ---- pages and images ----
 
@@ -219,7 +234,7 @@ class ArrivingPod:
                     self.store.save(self.previous)
                 else:
                     self.store.remove(self.spec.name)
-                    if self.rootfs_written:
+                    if self._rootfs_written:
                         shutil.rmtree(self.spec.rootfs, ignore_errors=True)
         self.cleanup()
 
