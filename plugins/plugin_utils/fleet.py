@@ -1,15 +1,19 @@
 """Where the fleet's pods run, from one read of every host and the moves made since.
 
 A read is M(autopod.autopod.pod_info) registered in a loop over the hosts (`item` is the host). The rolling patch
-reads the fleet once per batch and plans the batch from it; this module answers the later questions of the batch
-(which pods of a host are away, where one pod runs) from that read and the batch's move records, instead of
-asking every host again. A move record is the roles' (pod_evacuate_moves): the pod, and `runs_on`, the host it
-runs on after the attempt, whatever its outcome.
+keeps one read of the fleet for the whole run and, for each batch, reads again only the hosts it cannot trust
+(hosts_to_read); this module answers the later questions of the batch (which pods of a host are away, where one
+pod runs) from that read and the batch's move records, instead of asking every host again. A move record is the
+roles' (pod_evacuate_moves): the pod, `from` and `to`, `at` (when it ended, ISO 8601), `result`, and `runs_on`,
+the host it runs on after the attempt, whatever its outcome.
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable, List, Mapping, Optional
+from datetime import datetime
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
+
+PLANNED = "planned"  # a dry run's move record: nothing moved
 
 
 def answered(result: Mapping[str, Any]) -> bool:
@@ -50,3 +54,20 @@ def pod_on(host: str, read: Iterable[Mapping[str, Any]], name: str) -> Dict[str,
     if result is None or not answered(result):
         raise ValueError("the fleet read has no answer from %s" % host)
     return {"item": host, "pods": [pod for pod in result["pods"] if pod.get("name") == name]}
+
+
+def hosts_to_read(read: Iterable[Mapping[str, Any]], hosts: Sequence[str], moves: Iterable[Mapping[str, Any]] = (),
+                  read_at: str = "", always: Sequence[str] = ()) -> List[str]:
+    """The hosts of `hosts` whose figures must be read again before a batch is planned from `read`, taken at
+    `read_at`: those it has no answer from, those a move touched (as its source or its destination) after
+    `read_at`, whatever the move's outcome, and `always` (the batch's own hosts, whose pods are about to leave).
+    A dry run's planned moves touch nothing. Every host is read when there is no read yet."""
+    answers = {str(result.get("item")) for result in read if answered(result)}
+    since = datetime.fromisoformat(read_at) if read_at else None
+    touched = set()
+    for move in moves:
+        if move.get("result") == PLANNED:
+            continue
+        if since is None or datetime.fromisoformat(str(move["at"])) >= since:
+            touched.update((str(move.get("from")), str(move.get("to"))))
+    return [host for host in hosts if host not in answers or host in touched or host in always]

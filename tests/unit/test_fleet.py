@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.autopod.autopod.plugins.filter.hosts_to_read import hosts_to_read
 from ansible_collections.autopod.autopod.plugins.filter.pod_on import pod_on
 from ansible_collections.autopod.autopod.plugins.filter.pods_away import pods_away
 
@@ -61,3 +62,34 @@ def test_a_plan_from_a_read_without_the_hosts_answer_is_refused(read):
 def test_something_else_than_a_read_is_refused_with_a_clear_error():
     with pytest.raises(AnsibleFilterError, match="pod_info results"):
         pods_away([{"item": "h1", "pods": [{"state": "running"}]}], "h1")
+
+
+def _at(seconds: int) -> str:
+    return "2026-12-03T14:00:%02d.%06d+00:00" % (seconds, seconds * 1000)
+
+
+def _record(source: str, peer: str, seconds: int, result: str = "moved") -> dict:
+    return dict(_move("web", source, peer, peer), at=_at(seconds), result=result)
+
+
+def test_with_no_read_kept_every_host_is_read():
+    assert hosts_to_read([], ["h1", "h2", "h3"]) == ["h1", "h2", "h3"]
+
+
+def test_a_kept_read_is_read_again_only_where_a_move_touched_it_since_and_for_the_batch():
+    read = _read(h1=[], h2=[], h3=[], h4=[], h5=[])
+    moves = [_record("h1", "h2", 1),  # before the read: already in it
+             _record("h3", "h4", 20, result="not_moved"),  # after it, failed: where its pod runs is uncertain
+             _record("h4", "h3", 21)]
+    assert hosts_to_read(read, ["h1", "h2", "h3", "h4", "h5"], moves, _at(10), ["h5"]) == ["h3", "h4", "h5"]
+
+
+def test_a_host_that_did_not_answer_is_read_again_and_a_dry_runs_planned_moves_touch_nothing():
+    read = _read(h1=[], h2=[]) + [{"item": "h3", "unreachable": True, "msg": "no route"}]
+    moves = [_record("h1", "h2", 20, result="planned")]
+    assert hosts_to_read(read, ["h1", "h2", "h3"], moves, _at(10)) == ["h3"]
+
+
+def test_a_move_record_without_a_time_is_a_clear_error():
+    with pytest.raises(AnsibleFilterError, match="ISO 8601"):
+        hosts_to_read(_read(h1=[]), ["h1"], [_move("web", "h1", "h2", "h2")], _at(10))
