@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from ansible_collections.autopod.autopod.plugins.module_utils.migration.protocol import MEMORY_MARGIN
+from ansible_collections.autopod.autopod.plugins.plugin_utils.fleet import answered
 
 FALLBACK_PEERS = 2  # peers offered after the first, if it refuses
 
@@ -154,7 +155,7 @@ def from_pod_info(results: Iterable[Mapping[str, Any]], allowed: Mapping[str, Se
     hosts: List[Host] = []
     pods: List[Pod] = []
     for result in results:
-        if result.get("failed") or result.get("unreachable") or "host" not in result:
+        if not answered(result) or "host" not in result:
             continue
         name, facts = str(result["item"]), result["host"]
         hosts.append(Host(name=name, memory_free=max(int(facts.get("memory_available") or 0) - MEMORY_MARGIN, 0),
@@ -164,7 +165,7 @@ def from_pod_info(results: Iterable[Mapping[str, Any]], allowed: Mapping[str, Se
         peers = frozenset(allowed[name]) if name in allowed else None
         pods.extend(Pod(name=str(pod["name"]), host=name, memory=int(pod.get("resident_memory") or 0),
                         disk=int(pod.get("disk_usage") or 0), allowed=peers)
-                    for pod in result.get("pods", []) if pod.get("state") == "running")
+                    for pod in result["pods"] if pod.get("state") == "running")
     return hosts, pods
 
 
