@@ -20,6 +20,16 @@ requirements:
   - pyroute2 on the managed host.
 """
 
+    # The input of the filters that answer questions from a read of the fleet.
+    FLEET_READ = r"""
+options:
+  _input:
+    description: The results of M(autopod.autopod.pod_info) registered in a loop over the hosts (V(item) is the host).
+    type: list
+    elements: dict
+    required: true
+"""
+
     CRIU = r"""
 options:
   criu_path:

@@ -20,12 +20,9 @@ description:
     whatever its outcome) after the read was taken, and O(always) (a batch's own hosts, whose pods are about to
     leave). A dry run's planned moves touch nothing. With no read, every host is named.
 positional: hosts, moves, read_at, always
+extends_documentation_fragment:
+  - autopod.autopod.common.fleet_read
 options:
-  _input:
-    description: The results of M(autopod.autopod.pod_info) registered in a loop over the hosts (V(item) is the host).
-    type: list
-    elements: dict
-    required: true
   hosts:
     description: The hosts the batch needs figures for, in the order they are to be read.
     type: list

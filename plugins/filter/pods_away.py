@@ -17,12 +17,9 @@ description:
     C(runs_on)), so that a batch asks every host once rather than once per question.
   - A pod that never moved belongs on the host it runs on. A host whose read failed holds nothing.
 positional: home, moves
+extends_documentation_fragment:
+  - autopod.autopod.common.fleet_read
 options:
-  _input:
-    description: The results of M(autopod.autopod.pod_info) registered in a loop over the hosts (V(item) is the host).
-    type: list
-    elements: dict
-    required: true
   home:
     description: The host whose pods are looked for.
     type: str
