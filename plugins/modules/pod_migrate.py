@@ -172,7 +172,8 @@ final_dump_pages:
   type: int
   sample: 9
 bytes:
-  description: Bytes moved between the hosts, by kind (rootfs, images, pages, channel, total).
+  description: Bytes moved between the hosts, by kind (rootfs, images, pages, channel, total); V(pages) counts
+    every pre-copy round's and the last dump's.
   returned: success
   type: dict
   sample: {"rootfs": 0, "images": 120000, "pages": 16777216, "channel": 125000, "total": 16902216}

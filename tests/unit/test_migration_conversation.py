@@ -60,6 +60,13 @@ class FakeSourcePod:
     def prepare_images(self) -> None:
         os.makedirs(self.image_dir, exist_ok=True)
 
+    def pre_dump(self, number: int, page_socket: socket.socket) -> int:
+        """A pre-copy round of a pod that rewrote all its memory since the last one."""
+        self.calls.append("pre_dump")
+        with socket.socket(fileno=os.dup(page_socket.fileno())) as sender:
+            sender.sendall(PAGES)
+        return len(PAGES) // 4096
+
     def freeze(self, strategy: str, page_socket: socket.socket, rounds: int, deadline: float) -> None:
         self.calls.append("freeze")
         if self.fail_freeze:
@@ -287,6 +294,15 @@ def test_post_copy_hands_over_when_every_page_arrived(tmp_path):
     assert result["result"] == "moved" and result["strategy"] == P.POST_COPY, result
     assert source_pod.calls == ["freeze", "end"]
     assert arriving.calls == ["rootfs", "rootfs", "lazy_pages", "restore", "go", "wait_lazy", "settle"]
+
+
+def test_pre_copy_counts_the_pages_of_every_round_and_of_the_freeze(tmp_path):
+    result, received, source_pod, arriving = converse(tmp_path, P.PRE_COPY)
+    assert result["result"] == "moved" and result["strategy"] == P.PRE_COPY and received == "moved", result
+    rounds = source_pod.calls.count("pre_dump")
+    assert rounds >= 2 and source_pod.calls == ["pre_dump"] * rounds + ["freeze", "end"], source_pod.calls
+    assert arriving.received == (rounds + 1) * len(PAGES), arriving.received
+    assert result["bytes"]["pages"] == arriving.received, result["bytes"]
 
 
 @pytest.mark.parametrize("strategy", [P.STOP_AND_COPY, P.POST_COPY])

@@ -55,6 +55,7 @@ class SourceConversation:
         self.pre_copy_pages: List[int] = []
         self.pre_copy_judged: Dict[str, float] = {}  # the last round's verdict: the freeze's expected pause, the dirty rate
         self.bytes = {"rootfs": 0, "images": 0}
+        self.pre_copy_bytes = 0  # the pages the pre-dump rounds sent (each round has its own relay)
         self.frozen_at: Optional[float] = None
         self.storage = ""
         self.running_at: Optional[float] = None
@@ -139,6 +140,7 @@ class SourceConversation:
             finally:
                 criu_end.close()
             self._end_stream(number, time.monotonic() + self.limits.reply)
+            self.pre_copy_bytes += self.relay.to_remote
             self.watch.lap("pre_copy_%d" % number)
             rounds.append((self.pre_copy_pages[-1], time.monotonic() - started))
             verdict, expected_ms, rate = pre_copy_verdict(rounds, self.limits.max_pause_ms)
@@ -265,7 +267,7 @@ class SourceConversation:
     def _result(self, strategy: str, running: Dict[str, Any], result: str, runs_on: str) -> Dict[str, Any]:
         frozen_ms = round((self.running_at - self.frozen_at) * 1000, 1)
         stats = self.pod.dump_stats()
-        pages = self.relay.to_remote if self.relay else 0
+        pages = self.pre_copy_bytes + (self.relay.to_remote if self.relay else 0)
         figures = self._figures(strategy)
         figures.update({
             "changed": True, "result": result, "runs_on": runs_on, "destination": self.destination,
