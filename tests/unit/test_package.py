@@ -79,16 +79,17 @@ def test_the_execution_environment_context_installs_this_collection_and_pyroute2
                             "--output-path", os.path.join(ROOT, "build")], capture_output=True, text=True, check=False)
     assert built.returncode == 0, built.stderr
     context = str(tmp_path / "context")
+    # the file's default name follows whichever container runtime the machine has (podman: Containerfile)
     created = subprocess.run([os.path.join(bin_dir, "ansible-builder"), "create", "-f",
-                              os.path.join(ROOT, "ee", "execution-environment.yml"), "-c", context],
-                             capture_output=True, text=True, check=False)
+                              os.path.join(ROOT, "ee", "execution-environment.yml"), "-c", context,
+                              "--output-filename", "Containerfile"], capture_output=True, text=True, check=False)
     assert created.returncode == 0, created.stdout + created.stderr
     tarball = "autopod-autopod-%s.tar.gz" % version
     assert os.path.exists(os.path.join(context, "_build", "collections", tarball))
     wanted = yaml.safe_load(open(os.path.join(context, "_build", "requirements.yml")))["collections"]
     assert {"name": "/build/collections/" + tarball, "type": "file"} in wanted
     assert "pyroute2" in open(os.path.join(context, "_build", "requirements.txt")).read()
-    assert "ansible-galaxy collection install" in open(os.path.join(context, "Dockerfile")).read()
+    assert "ansible-galaxy collection install" in open(os.path.join(context, "Containerfile")).read()
 
 
 def test_the_awx_surveys_ask_only_for_variables_their_playbook_reads():
