@@ -31,13 +31,15 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
+import shlex
 import time
+from typing import Dict, Optional
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [ROOT, os.path.join(ROOT, ".collections")]
 
 from bench import session  # noqa: E402
+from lab import control  # noqa: E402
 from lab import topology as topo  # noqa: E402
 from tests.lab import pods  # noqa: E402
 from tests.support.cleanup import reap_orphans  # noqa: E402
@@ -95,58 +97,102 @@ def measure_moves(inventory: str, mib: int, strategy: str, runs: int, encryption
     return dict(_medians(rows), runs=len(rows))
 
 
-def _podman(*args: str) -> str:
-    return subprocess.run(["podman"] + list(args), check=True, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, universal_newlines=True).stdout.strip()
+class PodmanHost:
+    """Where the Podman baseline runs, and how its client reaches the container: this machine (the client
+    reads over Podman's bridge), or a lab host over SSH (a QEMU guest, whose kernel has the soft-dirty
+    tracking `--pre-checkpoint` needs), where the container's port is published on the guest's address."""
+
+    IMAGE = "localhost/autopod-counter"
+    PORT = "7000"
+
+    def __init__(self, lab_host: Optional[str] = None) -> None:
+        self.lab_host = lab_host
+        # a guest's root is an overlay, and Podman refuses its overlay driver on one: vfs, kept in the guest's RAM
+        self.options = [] if lab_host is None else ["--storage-driver", "vfs", "--root", "/run/autopod-podman/root",
+                                                    "--runroot", "/run/autopod-podman/run"]
+
+    def run(self, *argv: str, check: bool = True) -> str:
+        if self.lab_host is None:
+            return subprocess.run(list(argv), check=check, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                  universal_newlines=True).stdout.strip()
+        return control.ssh(self.lab_host, shlex.join(argv), check=check).strip()
+
+    def podman(self, *args: str, check: bool = True) -> str:
+        return self.run("podman", *self.options, *args, check=check)
+
+    def prepare(self, rootfs: str) -> None:
+        """The counter image, made from the lab's rootfs (no registry is reachable)."""
+        self.run("sh", "-c", "tar -C %s -c . | %s >/dev/null" % (
+            shlex.quote(rootfs), shlex.join(["podman", *self.options, "import", "-", self.IMAGE])))
+
+    def start_counter(self, name: str, mib: int) -> StreamClient:
+        """The counter workload in a container, and a client reading its stream."""
+        self.podman("rm", "-f", name, check=False)
+        publish = [] if self.lab_host is None else ["--publish", "%s:%s" % (self.PORT, self.PORT)]
+        self.podman("run", "-d", "--name", name, *publish, self.IMAGE, "/bin/counter", self.PORT, str(mib), "10")
+        if self.lab_host is None:
+            return StreamClient(self.podman("inspect", name, "--format", "{{.NetworkSettings.IPAddress}}"),
+                                int(self.PORT), timeout=120)
+        return StreamClient(topo.host_ip(topo.host_index(self.lab_host)), int(self.PORT),
+                            topo.netns_path(topo.CLIENT_NETNS), timeout=120)
 
 
-def prepare_podman(rootfs: str) -> None:
+def install_podman() -> None:
+    """Podman and runc from Debian, configured as docs/design.md says; before the lab starts, since the QEMU
+    guests run this machine's userland."""
     if not shutil.which("podman") or not shutil.which("runc"):
         subprocess.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", "podman", "runc"], check=True,
                        env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
     os.makedirs("/etc/containers", exist_ok=True)
     with open("/etc/containers/containers.conf", "w") as handle:
         handle.write(CONTAINERS_CONF)
-    tar = subprocess.Popen(["tar", "-C", rootfs, "-c", "."], stdout=subprocess.PIPE)
-    subprocess.run(["podman", "import", "-", "localhost/autopod-counter"], stdin=tar.stdout, check=True,
-                   stdout=subprocess.DEVNULL)
-    tar.wait()
 
 
-def measure_podman(mib: int, runs: int) -> dict:
+def _checkpoint_restore(where: PodmanHost, name: str, archive: str, previous: Optional[str]) -> Dict[str, float]:
+    """One checkpoint and restore of the container in place, TCP connections kept; with `previous`, a
+    pre-checkpoint first (the container keeps running) and the checkpoint sends only what changed since."""
+    start = time.monotonic()
+    pre_checkpointed = start
+    if previous:
+        where.podman("container", "checkpoint", "--pre-checkpoint", "--export", previous, name)
+        pre_checkpointed = time.monotonic()
+    where.podman("container", "checkpoint", "--tcp-established", "--export", archive, name,
+                 *(["--with-previous"] if previous else []))
+    checkpointed = time.monotonic()
+    where.podman("rm", name)
+    where.podman("container", "restore", "--tcp-established", "--import", archive,
+                 *(["--import-previous", previous] if previous else []))
+    restored = time.monotonic()
+    archives = [archive] + ([previous] if previous else [])
+    return {"pre_checkpoint_ms": (pre_checkpointed - start) * 1000,
+            "checkpoint_export_ms": (checkpointed - pre_checkpointed) * 1000,
+            "restore_import_ms": (restored - checkpointed) * 1000,
+            "end_to_end_ms": (restored - start) * 1000,
+            "archive_bytes": sum(int(where.run("stat", "-c", "%s", path)) for path in archives)}
+
+
+def measure_podman(where: PodmanHost, mib: int, runs: int, pre_checkpoint: bool = False) -> dict:
     name = "autopod-bench-%d" % mib
-    subprocess.run(["podman", "rm", "-f", name], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
-    _podman("run", "-d", "--name", name, "localhost/autopod-counter", "/bin/counter", "7000", str(mib), "10")
-    address = _podman("inspect", name, "--format", "{{.NetworkSettings.IPAddress}}")
-    watcher = StreamClient(address, 7000, timeout=120)
-    archive = os.path.join(tempfile.mkdtemp(prefix="autopod-podman-"), "checkpoint.tar.zst")
+    watcher = where.start_counter(name, mib)
+    directory = where.run("mktemp", "-d", "--tmpdir", "autopod-podman.XXXXXX")  # mode 0700: memory is secret
     rows = []
     try:
         watcher.wait_lines(10, timeout=120)
         for attempt in range(runs + 1):
             watcher.reset_pause_clock()
-            start = time.monotonic()
-            _podman("container", "checkpoint", "--tcp-established", "--export", archive, name)
-            checkpointed = time.monotonic()
-            _podman("rm", name)
-            _podman("container", "restore", "--tcp-established", "--import", archive)
-            restored = time.monotonic()
+            row = _checkpoint_restore(where, name, directory + "/checkpoint.tar.zst",
+                                      directory + "/pre-checkpoint.tar.zst" if pre_checkpoint else None)
             watcher.wait_lines(20, timeout=120)
             verdict = watcher.verify(timeout=120)
             report = watcher.report()
             assert verdict.startswith("verify ok") and not report["gaps"] and not report["error"], (verdict, report)
             if attempt:
-                rows.append({"client_pause_ms": report["max_pause_ms"],
-                             "checkpoint_export_ms": (checkpointed - start) * 1000,
-                             "restore_import_ms": (restored - checkpointed) * 1000,
-                             "end_to_end_ms": (restored - start) * 1000,
-                             "archive_bytes": os.path.getsize(archive)})
-            os.unlink(archive)
+                rows.append(dict(client_pause_ms=report["max_pause_ms"], **row))
+            where.run("sh", "-c", "rm -f %s/*" % shlex.quote(directory))
     finally:
         watcher.close()
-        subprocess.run(["podman", "rm", "-f", name], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                       check=False)
-        shutil.rmtree(os.path.dirname(archive), ignore_errors=True)
+        where.podman("rm", "-f", name, check=False)
+        where.run("rm", "-rf", directory, check=False)
     return dict(_medians(rows), runs=len(rows))
 
 
@@ -172,9 +218,11 @@ def main() -> None:
                         measured.add("autopod " + case, results["autopod"][case])
                         reap_orphans()
             if not args.no_podman:
-                prepare_podman(os.path.join(topo.shared_source(), "base-rootfs"))
+                install_podman()
+                here = PodmanHost()
+                here.prepare(os.path.join(topo.shared_source(), "base-rootfs"))
                 for mib in (int(s) for s in args.sizes.split(",")):
-                    results["podman"]["%d MiB" % mib] = measure_podman(mib, args.runs)
+                    results["podman"]["%d MiB" % mib] = measure_podman(here, mib, args.runs)
                     measured.add("podman %d MiB" % mib, results["podman"]["%d MiB" % mib])
         finally:
             print_tables(results)
