@@ -19,17 +19,13 @@ import yaml
 from lab import aptrepo, control
 from lab import topology as topo
 from tests.lab import pods
-from tests.support.ansible_cli import ROOT, module, playbook
+from tests.support.ansible_cli import ROOT, playbook
 
 PLAYBOOK = os.path.join(ROOT, "playbooks", "rolling_patch.yml")
 SERIAL = 3
 SIZES_MIB = (16, 32, 48)
 FIRST_OFFSET = 40
 KERNEL = [aptrepo.Package("autopod-demo-kernel", v, "autopod-lab-security", needs_reboot=True) for v in ("1.0", "1.1")]
-# The pods' parent cgroup, and its limit, usage and OOM-event files (cgroup v2, or v1's memory controller).
-POD_CGROUP = ("if [ -e /sys/fs/cgroup/cgroup.controllers ]; then d=/sys/fs/cgroup/autopod l=memory.max u=memory.current "
-              "e=memory.events; else d=/sys/fs/cgroup/memory/autopod l=memory.limit_in_bytes u=memory.usage_in_bytes "
-              "e=memory.oom_control; fi; ")
 # Room the full host keeps above what its own pods use: less than the smallest pod plus the headroom a
 # receiver asks for a move (placement's and pod_receive's MEMORY_MARGIN, 64 MiB), yet enough to take its
 # own pods back one at a time after its reboot.
@@ -70,13 +66,12 @@ def _prepare(inventory, hosts, fleet_pods, tmp_path):
 
 def _fill(inventory, host):
     """The operator caps the host's pods: room for FULL_HOST_SLACK_MIB above what they use now."""
-    pods.shell(inventory, host, POD_CGROUP + "echo $(( $(cat $d/$u) + %d )) > $d/$l" % (FULL_HOST_SLACK_MIB << 20))
-    room = module("pod_info", {}, host=host, inventory=inventory)["host"]["memory_available"]
+    room = pods.cap_pods_memory(inventory, host, FULL_HOST_SLACK_MIB << 20)
     assert room <= FULL_HOST_SLACK_MIB << 20, room  # what placement now sees for it
 
 
 def _oom_kills(inventory, host):
-    events = pods.shell(inventory, host, POD_CGROUP + "cat $d/$e")["stdout"]
+    events = pods.shell(inventory, host, pods.POD_CGROUP + "cat $d/$e")["stdout"]
     return int(dict(line.split() for line in events.splitlines()).get("oom_kill", 0))
 
 

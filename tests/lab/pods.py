@@ -21,6 +21,10 @@ PODS_DIR = "/var/lib/autopod-pods"  # per-host storage, in each host's own root
 SHARED_PODS = topo.SHARED_DIR + "/pods"
 CRIU = "/usr/local/sbin/criu"
 IMAGES = "/run/autopod"  # tmpfs on every lab host
+# The pods' parent cgroup, and its limit, usage and OOM-event files (cgroup v2, or v1's memory controller).
+POD_CGROUP = ("if [ -e /sys/fs/cgroup/cgroup.controllers ]; then d=/sys/fs/cgroup/autopod l=memory.max u=memory.current "
+              "e=memory.events; else d=/sys/fs/cgroup/memory/autopod l=memory.limit_in_bytes u=memory.usage_in_bytes "
+              "e=memory.oom_control; fi; ")
 
 
 def base_rootfs() -> str:
@@ -240,3 +244,14 @@ def remove_everywhere(inventory: str, hosts: List[str]) -> None:
             module("pod_create", {"name": pod["name"], "state": "absent", "stop_timeout": 0},
                    host=host, inventory=inventory)
         shell(inventory, host, "rm -rf %s" % PODS_DIR)
+
+
+def cap_pods_memory(inventory: str, host: str, slack: int) -> int:
+    """The operator caps `host`'s pods (their parent cgroup, which a pod there made): room for `slack` bytes
+    above what they use now. Returns the room pod_info now reports, what placement and pod_receive see."""
+    shell(inventory, host, POD_CGROUP + "echo $(( $(cat $d/$u) + %d )) > $d/$l" % slack)
+    return module("pod_info", {}, host=host, inventory=inventory)["host"]["memory_available"]
+
+
+def uncap_pods_memory(inventory: str, host: str) -> None:
+    shell(inventory, host, POD_CGROUP + "if [ $l = memory.max ]; then echo max; else echo -1; fi > $d/$l")
