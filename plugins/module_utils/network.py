@@ -18,7 +18,7 @@ import socket
 import struct
 import threading
 import traceback
-from typing import Iterator, List, Optional
+from typing import Any, Iterator, List, Optional
 
 from ansible.module_utils.basic import missing_required_lib
 
@@ -26,21 +26,39 @@ from ansible_collections.autopod.autopod.plugins.module_utils import linux
 from ansible_collections.autopod.autopod.plugins.module_utils.errors import AutopodError
 from ansible_collections.autopod.autopod.plugins.module_utils.pod import NetworkSpec, PodSpec
 
-try:
-    from pyroute2 import IPRoute
-    from pyroute2.netlink.exceptions import NetlinkError
-    from pyroute2.nftables.main import NFTables
-    PYROUTE2_IMPORT_ERROR = None
-except ImportError:
-    PYROUTE2_IMPORT_ERROR = traceback.format_exc()
-
 NETNS_DIR = "/run/netns"
 POD_IFNAME = "eth0"
 
 
+class _Pyroute2:
+    """The pyroute2 names this file uses, imported on first use.
+
+    Importing pyroute2 takes about 0.1 s (its package imports every netlink family it has), a quarter of
+    a module's start on the host: the modules that never touch a network (pod_info, patch_status,
+    maintenance_lock, criu_info) should not pay it on every task."""
+
+    def __getattr__(self, name: str) -> Any:
+        self.load()
+        return object.__getattribute__(self, name)
+
+    def load(self) -> None:
+        if "IPRoute" in self.__dict__:
+            return
+        try:
+            from pyroute2 import IPRoute
+            from pyroute2.netlink.exceptions import NetlinkError
+            from pyroute2.nftables.main import NFTables
+        except ImportError as exc:
+            raise AutopodError(missing_required_lib("pyroute2"), exception=traceback.format_exc()) from exc
+        self.__dict__.update(IPRoute=IPRoute, NetlinkError=NetlinkError, NFTables=NFTables)
+
+
+_PYROUTE2 = _Pyroute2()
+
+
 def require_pyroute2() -> None:
-    if PYROUTE2_IMPORT_ERROR:
-        raise AutopodError(missing_required_lib("pyroute2"), exception=PYROUTE2_IMPORT_ERROR)
+    """Fail with the missing_required_lib message, before anything is touched, if pyroute2 is missing."""
+    _PYROUTE2.load()
 
 
 def netns_name(pod: str) -> str:
@@ -63,7 +81,7 @@ def host_veth_mac(pod: str) -> str:
 
 def bridge_exists(bridge: str) -> bool:
     require_pyroute2()
-    with IPRoute() as ipr:
+    with _PYROUTE2.IPRoute() as ipr:
         links = ipr.link_lookup(ifname=bridge)
         if not links:
             return False
@@ -74,7 +92,7 @@ def bridge_exists(bridge: str) -> bool:
 def address_holder(ip: str) -> Optional[str]:
     """The host interface that already has `ip`, if any."""
     require_pyroute2()
-    with IPRoute() as ipr:
+    with _PYROUTE2.IPRoute() as ipr:
         for addr in ipr.get_addr(family=socket.AF_INET):
             if addr.get_attr("IFA_ADDRESS") == ip:
                 index = addr["index"]
@@ -110,7 +128,7 @@ def build_identity(spec: PodSpec) -> None:
                     with linux.inside_netns(netns_path(spec.name)):
                         _disable_ipv6("default")  # inherited by the pod's end of the veth, made next
                 _build_veth(spec.name, spec.network, pod_ipr)
-    except (NetlinkError, OSError) as exc:
+    except (_PYROUTE2.NetlinkError, OSError) as exc:
         release_identity(spec.name)
         _delete_host_veth(spec.name)
         raise AutopodError("could not build the network of pod %s: %s" % (spec.name, exc))
@@ -173,9 +191,9 @@ def create_netns(path: str) -> None:
         raise failure[0]
 
 
-def _build_veth(pod: str, net: NetworkSpec, pod_ipr: "IPRoute") -> None:
+def _build_veth(pod: str, net: NetworkSpec, pod_ipr: Any) -> None:
     host_if = host_veth_name(pod)
-    with IPRoute() as ipr:
+    with _PYROUTE2.IPRoute() as ipr:
         if not ipr.link_lookup(ifname=net.bridge):
             raise AutopodError("bridge %s does not exist on this host" % net.bridge)
         # The host end gets a high, locally administered MAC (as libvirt gives its taps): a Linux bridge
@@ -202,30 +220,30 @@ def attach(spec: PodSpec) -> None:
     Neighbours the pod tried to reach while it had no link are forgotten: an entry left incomplete
     would hold the pod's next packet until the kernel's next ARP retry, a second later."""
     if spec.network:
-        with IPRoute() as ipr:
+        with _PYROUTE2.IPRoute() as ipr:
             ipr.link("set", index=ipr.link_lookup(ifname=host_veth_name(spec.name))[0],
                      master=ipr.link_lookup(ifname=spec.network.bridge)[0], state="up")
         with netlink_in(netns_path(spec.name)) as pod_ipr:
             index = pod_ipr.link_lookup(ifname=POD_IFNAME)[0]
             for entry in pod_ipr.get_neighbours(ifindex=index):
-                with contextlib.suppress(NetlinkError):
+                with contextlib.suppress(_PYROUTE2.NetlinkError):
                     pod_ipr.neigh("del", ifindex=index, dst=entry.get_attr("NDA_DST"))
 
 
 def detach(spec: PodSpec) -> None:
     """Take a pod off its bridge (host end down): a copy that is about to be killed resets nobody."""
     if spec.network:
-        with IPRoute() as ipr:
+        with _PYROUTE2.IPRoute() as ipr:
             for index in ipr.link_lookup(ifname=host_veth_name(spec.name)):
                 ipr.link("set", index=index, state="down", master=0)
 
 
 def _delete_host_veth(pod: str) -> None:
-    with IPRoute() as ipr:
+    with _PYROUTE2.IPRoute() as ipr:
         for index in ipr.link_lookup(ifname=host_veth_name(pod)):
             try:
                 ipr.link("del", index=index)
-            except NetlinkError as exc:
+            except _PYROUTE2.NetlinkError as exc:
                 if exc.code != errno.ENODEV:  # the kernel's own cleanup got there first
                     raise
 
@@ -252,10 +270,10 @@ def release_identity(pod: str) -> bool:
 
 
 @contextlib.contextmanager
-def netlink_in(path: str) -> Iterator["IPRoute"]:
+def netlink_in(path: str) -> Iterator[Any]:
     """A pyroute2 IPRoute bound to the network namespace at `path` (cheaper than pyroute2's NetNS helper)."""
     with linux.inside_netns(path):
-        ipr = IPRoute()
+        ipr = _PYROUTE2.IPRoute()
     try:
         yield ipr
     finally:
@@ -268,7 +286,7 @@ NFPROTO_INET = 1
 def criu_lock_tables(netns: str) -> List[str]:
     """The network-lock tables CRIU has in a pod's namespace (named CRIU-<run id>)."""
     with linux.inside_netns(netns):
-        nft = NFTables(nfgen_family=NFPROTO_INET)
+        nft = _PYROUTE2.NFTables(nfgen_family=NFPROTO_INET)
     try:
         return [n for n in (t.get_attr("NFTA_TABLE_NAME") for t in nft.get_tables()) if n and n.startswith("CRIU-")]
     finally:
@@ -284,7 +302,7 @@ def clear_criu_locks(netns: str) -> List[str]:
     to it is dropped. Called once CRIU has reported the pod restored.
     """
     with linux.inside_netns(netns):
-        nft = NFTables(nfgen_family=NFPROTO_INET)
+        nft = _PYROUTE2.NFTables(nfgen_family=NFPROTO_INET)
     try:
         names = [t.get_attr("NFTA_TABLE_NAME") for t in nft.get_tables()]
         stale = [n for n in names if n and n.startswith("CRIU-")]

@@ -6,6 +6,8 @@ import json
 import os
 import stat
 import struct
+import subprocess
+import sys
 
 from ansible_collections.autopod.autopod.plugins.module_utils import network
 from ansible_collections.autopod.autopod.plugins.module_utils.pod import PodSpec
@@ -53,3 +55,30 @@ def test_gratuitous_arp_frame():
     assert struct.unpack("!H", frame[12:14])[0] == 0x0806
     assert struct.unpack("!H", frame[20:22])[0] == 1
     assert frame[28:32] == frame[38:42] == bytes([10, 0, 0, 5])  # sender IP == target IP
+
+
+def _python(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
+
+
+def test_reading_pods_does_not_import_pyroute2():
+    """pod_info, patch_status and the other modules that touch no network start without pyroute2's 0.1 s."""
+    ran = _python("import sys\n"
+                  "from ansible_collections.autopod.autopod.plugins.module_utils import pods, network\n"
+                  "assert 'pyroute2' not in sys.modules, 'imported'\n"
+                  "network.require_pyroute2()\n"
+                  "assert 'pyroute2' in sys.modules, 'not imported when needed'\n")
+    assert ran.returncode == 0, ran.stderr
+
+
+def test_a_host_without_pyroute2_gets_the_missing_library_message():
+    ran = _python("import sys\n"
+                  "sys.modules['pyroute2'] = None  # what an import of a missing package does\n"
+                  "from ansible_collections.autopod.autopod.plugins.module_utils import network\n"
+                  "from ansible_collections.autopod.autopod.plugins.module_utils.errors import AutopodError\n"
+                  "try:\n"
+                  "    network.address_holder('10.0.0.5')\n"
+                  "except AutopodError as exc:\n"
+                  "    print(exc.msg)\n")
+    assert ran.returncode == 0 and "Failed to import the required Python library (pyroute2)" in ran.stdout, ran
