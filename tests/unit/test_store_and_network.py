@@ -57,6 +57,14 @@ def test_gratuitous_arp_frame():
     assert frame[28:32] == frame[38:42] == bytes([10, 0, 0, 5])  # sender IP == target IP
 
 
+def test_arp_request_for_a_neighbour_the_pod_is_resolving():
+    frame = network._arp_frame("02:00:00:00:00:05", "10.0.0.5", 1, "10.0.0.3")
+    assert len(frame) == 42 and frame[:6] == b"\xff" * 6
+    assert struct.unpack("!H", frame[20:22])[0] == 1  # who-has
+    assert frame[22:28] == bytes([2, 0, 0, 0, 0, 5]) and frame[28:32] == bytes([10, 0, 0, 5])  # tell the pod
+    assert frame[32:38] == b"\x00" * 6 and frame[38:42] == bytes([10, 0, 0, 3])
+
+
 def _python(code: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False,
                           env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
