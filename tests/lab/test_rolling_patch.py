@@ -146,6 +146,24 @@ def assert_job_events_carry_each_move_and_no_secret(job, report):
     assert tokens and all(set(t.values()) == {"VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"} for t in tokens), tokens
 
 
+def test_a_host_another_run_holds_stops_the_rollout_and_the_locks_it_took_are_given_back(lab, hosts, tmp_path):
+    """The preflight checks every host at once; one host it cannot have stops the run before anything is
+    touched, and the locks it took on the others are given back (a later run must not find them held)."""
+    boots = {host: control.boot_id(host) for host in hosts}
+    taken = module("maintenance_lock", {"owner": "another-run", "ttl": 600}, host="lab2", inventory=lab)
+    assert taken.get("failed") is not True, taken
+    try:
+        refused = run(lab, tmp_path / "refused")
+        assert refused.returncode != 0, refused.stdout[-6000:]
+        assert re.search(r"preflight failed: lab2: .*under maintenance by another-run", refused.stdout), refused.stdout[-6000:]
+        locks = {host: module("maintenance_lock", {"state": "read"}, host=host, inventory=lab) for host in hosts}
+        assert not locks["lab1"]["held"] and not locks["lab3"]["held"], locks
+        assert locks["lab2"]["held"] and locks["lab2"]["lock"]["owner"] == "another-run", locks
+        assert {host: control.boot_id(host) for host in hosts} == boots
+    finally:
+        module("maintenance_lock", {"owner": "another-run", "state": "released"}, host="lab2", inventory=lab)
+
+
 def test_a_dry_run_then_the_rollout_as_awx_runs_it_then_nothing_left_to_do(lab, hosts, fleet, tmp_path):
     """One rollout, three looks at it: its dry run first; then the job itself through ansible-runner with
     a private data directory laid out as AWX lays it out, while a second run started once the job holds
