@@ -40,7 +40,18 @@ HOSTS = ["lab1", "lab2"]
 OFFSET = 12
 
 
-class CounterLoad:
+class _Load:
+    """What every workload has: request/response clients (None until it has started), stopped at the end."""
+
+    clients = None
+
+    def close(self) -> None:
+        if self.clients is not None:
+            self.clients.stop()
+            self.clients.close()
+
+
+class CounterLoad(_Load):
     """The counter pod writing `write` MiB/s over its `mib` MiB; four ping clients, and a stream client that
     has the pod recompute its memory after every move."""
 
@@ -48,7 +59,7 @@ class CounterLoad:
         self.mib, self.write, self.strategy = mib, write, strategy
         self.name = "%d MiB writing %d MiB/s, %s" % (mib, write, strategy)
         self.pod = "bench-w%d-%d-%s" % (write, mib, strategy.split("-")[0])
-        self.clients, self.watcher = None, None
+        self.watcher = None
 
     def start(self, inventory: str) -> None:
         pods.place(inventory, HOSTS[0], self.pod, OFFSET, mib=self.mib, write_mib_s=self.write)
@@ -71,14 +82,12 @@ class CounterLoad:
         """The stream client has checked the pod's memory after every move."""
 
     def close(self) -> None:
-        if self.clients is not None:
-            self.clients.stop()
-            self.clients.close()
+        super().close()
         if self.watcher is not None:
             self.watcher.close()
 
 
-class ServiceLoad:
+class ServiceLoad(_Load):
     """Debian's Redis or PostgreSQL in a pod with four clients keeping requests in flight (Redis SETs,
     PostgreSQL INSERTs each committed); at the end every acknowledged write must read back."""
 
@@ -86,7 +95,6 @@ class ServiceLoad:
         self.service, self.strategy = service, "auto"
         self.name = "%s, four writers, auto" % service
         self.pod = "bench-w-" + service
-        self.clients = None
 
     def start(self, inventory: str) -> None:
         pods.place_service(inventory, HOSTS[0], self.service, self.pod, OFFSET)
@@ -102,11 +110,6 @@ class ServiceLoad:
         self.clients.stop()
         lost = self.clients.lost()
         assert not lost, "%d acknowledged writes lost, the first %s" % (len(lost), lost[:5])
-
-    def close(self) -> None:
-        if self.clients is not None:
-            self.clients.stop()
-            self.clients.close()
 
 
 CASES = [CounterLoad(256, 200, "auto"), CounterLoad(256, 200, "post-copy"), CounterLoad(256, 200, "stop-and-copy"),

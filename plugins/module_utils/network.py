@@ -80,7 +80,6 @@ def host_veth_mac(pod: str) -> str:
 
 
 def bridge_exists(bridge: str) -> bool:
-    require_pyroute2()
     with _PYROUTE2.IPRoute() as ipr:
         links = ipr.link_lookup(ifname=bridge)
         if not links:
@@ -91,7 +90,6 @@ def bridge_exists(bridge: str) -> bool:
 
 def address_holder(ip: str) -> Optional[str]:
     """The host interface that already has `ip`, if any."""
-    require_pyroute2()
     with _PYROUTE2.IPRoute() as ipr:
         for addr in ipr.get_addr(family=socket.AF_INET):
             if addr.get_attr("IFA_ADDRESS") == ip:
@@ -116,7 +114,7 @@ def build_identity(spec: PodSpec) -> None:
     Anything left from an earlier, interrupted run is removed first; on failure everything made
     here is removed again.
     """
-    require_pyroute2()
+    require_pyroute2()  # the missing-library message before anything below is removed or made
     release_identity(spec.name)
     _delete_host_veth(spec.name)
     try:
