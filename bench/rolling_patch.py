@@ -44,12 +44,17 @@ KERNEL = [aptrepo.Package("autopod-demo-kernel", v, "autopod-lab-security", need
 PACKAGE_TASKS = ("Install apt's security updates", "Upgrade everything with apt", "Upgrade with dnf",
                  "Upgrade with zypper")
 REBOOT_TASKS = ("Reboot and wait for the host to come back",)
+# The play that works on each host in turn; the preflight before it runs on every host at once, for the run.
+HOST_PLAY = "Rolling patch"
 
 
 def per_host_times(run: dict, hosts: list) -> dict:
-    """Each host's time in the run (from its first task to its last), its package manager's and its reboot's."""
+    """Each host's time in the rolling patch's play (from its first task to its last), its package manager's
+    and its reboot's."""
     times = {host: {"first": None, "last": None, "packages_s": 0.0, "reboot_s": 0.0} for host in hosts}
     for play in run["plays"]:
+        if play["play"]["name"] != HOST_PLAY:
+            continue
         for task in play["tasks"]:
             duration = task["task"]["duration"]
             if "end" not in duration:
