@@ -39,7 +39,7 @@ options:
     required: true
     suboptions:
       name:
-        description: The file's name in O(dir): a plain name, not a path.
+        description: The file's name in O(dir), a plain name, not a path.
         type: str
         required: true
       content:
