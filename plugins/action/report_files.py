@@ -34,7 +34,7 @@ def _differs(path: str, content: str, mode: int) -> bool:
     try:
         with open(path, encoding="utf-8") as handle:
             return handle.read() != content or (os.stat(path).st_mode & 0o7777) != mode
-    except FileNotFoundError:
+    except (FileNotFoundError, UnicodeDecodeError):  # missing, or not a report this step wrote
         return True
 
 
