@@ -16,8 +16,8 @@ ARGUMENT_SPEC = dict(
     dir=dict(type="path", required=True),
     files=dict(type="list", elements="dict", required=True,
                options=dict(name=dict(type="str", required=True), content=dict(type="str", required=True))),
-    mode=dict(type="str", default="0644"),
 )
+MODE = 0o644  # a report holds no secret (the moves' credentials are never in it)
 
 
 def _refuse_bad_names(names: List[str]) -> None:
@@ -30,21 +30,21 @@ def _refuse_bad_names(names: List[str]) -> None:
         raise AnsibleActionFail("report_files got %s more than once; nothing was written" % ", ".join(twice))
 
 
-def _differs(path: str, content: str, mode: int) -> bool:
+def _differs(path: str, content: str) -> bool:
     try:
         with open(path, encoding="utf-8") as handle:
-            return handle.read() != content or (os.stat(path).st_mode & 0o7777) != mode
+            return handle.read() != content or (os.stat(path).st_mode & 0o7777) != MODE
     except (FileNotFoundError, UnicodeDecodeError):  # missing, or not a report this step wrote
         return True
 
 
-def _replace(path: str, content: str, mode: int) -> None:
+def _replace(path: str, content: str) -> None:
     """Write beside `path`, then rename: a reader sees the old report or the new one, never half of one."""
     handle, temporary = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".report-")
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as out:
             out.write(content)
-        os.chmod(temporary, mode)
+        os.chmod(temporary, MODE)
         os.replace(temporary, path)
     except BaseException:
         os.unlink(temporary)
@@ -58,18 +58,14 @@ class ActionModule(ActionBase):
     def run(self, tmp: Optional[str] = None, task_vars: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
         result = super().run(tmp, task_vars)
         args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)[1]
-        try:
-            mode = int(args["mode"], 8)
-        except ValueError:
-            raise AnsibleActionFail("mode must be octal, like 0644, not %r; nothing was written" % args["mode"])
         _refuse_bad_names([entry["name"] for entry in args["files"]])
         files = {entry["name"]: entry["content"] for entry in args["files"]}
         directory = os.path.expanduser(args["dir"])
         paths = {name: os.path.join(directory, name) for name in sorted(files)}
-        written = [name for name, path in paths.items() if _differs(path, files[name], mode)]
+        written = [name for name, path in paths.items() if _differs(path, files[name])]
         if written and not self._play_context.check_mode:
             os.makedirs(directory, 0o755, exist_ok=True)
             for name in written:
-                _replace(paths[name], files[name], mode)
+                _replace(paths[name], files[name])
         result.update(changed=bool(written), paths=list(paths.values()), written=[paths[name] for name in written])
         return result

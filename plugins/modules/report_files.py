@@ -16,7 +16,8 @@ description:
     environment), in one step and without sending a module anywhere, as M(ansible.builtin.fetch) writes there.
     The rolling patch's report (JSON, Markdown, HTML) is written with it; with a directory, a copy and two
     templates the same report took four module runs, about 3 s of every run.
-  - Each file is replaced whole (written beside it, then renamed), and only when its content differs.
+  - Each file is replaced whole (written beside it, then renamed), mode C(0644), and only when its content or
+    mode differs.
   - Refuses, before writing anything, a file name that is not a plain name in O(dir) (a path, V(.) or V(..)), or a name given twice.
 extends_documentation_fragment:
   - autopod.autopod.common.ATTRIBUTES
@@ -46,10 +47,6 @@ options:
         description: The file's content (text).
         type: str
         required: true
-  mode:
-    description: The files' permissions.
-    type: str
-    default: "0644"
 author:
   - AutoPod team (@autopod)
 """

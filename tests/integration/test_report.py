@@ -3,7 +3,6 @@ browser (Chromium from Debian): its timeline must show the hosts' patches and th
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import stat
@@ -11,7 +10,7 @@ import subprocess
 
 from PIL import Image
 
-from tests.support.ansible_cli import ROOT, playbook
+from tests.support.ansible_cli import ROOT, module, playbook
 
 SUMMARY = {
     "owner": "awx-job-42", "started_at": "2026-12-02T08:00:00.000000", "finished_at": "2026-12-02T08:02:00",
@@ -63,49 +62,27 @@ def test_the_html_report_shows_its_timeline_in_a_real_browser(tmp_path):
     assert (0xf4, 0xc5, 0x42) in colours, "no host's time away was drawn"
 
 
-WRITE = """
-- name: Write report files on the controller
-  hosts: all
-  gather_facts: false
-  tasks:
-    - name: The files
-      autopod.autopod.report_files:
-        dir: {dir}
-        files: {files}
-      register: written
-    - name: What the step said
-      ansible.builtin.copy:
-        content: "{{{{ written | to_json }}}}"
-        dest: {dir}.result.json
-        mode: "0600"
-      check_mode: false
-"""
-
-
-def _write(tmp_path, files, options=None):
-    """Runs report_files into tmp_path/reports; returns the run and the step's result (None if it failed)."""
-    play = tmp_path / "write.yml"
+def _write(target, files, check=False):
+    """report_files into `target`, as `ansible localhost -m`; its result."""
     entries = [{"name": name, "content": content} for name, content in files.items()]
-    play.write_text(WRITE.format(dir=tmp_path / "reports", files=json.dumps(entries)))
-    ran = playbook(str(play), {}, options=options)
-    return ran, json.loads((tmp_path / "reports.result.json").read_text()) if ran.returncode == 0 else None
+    return module("report_files", {"dir": str(target), "files": entries}, check=check)
 
 
 def test_report_files_writes_on_the_controller_once_and_refuses_a_path(tmp_path):
     files = {"run-1.json": '{"a": 1}\n', "run-1.md": "# run 1\n"}
     target = tmp_path / "reports"
-    dry, planned = _write(tmp_path, files, ["--check"])
-    assert dry.returncode == 0, dry.stdout
+    planned = _write(target, files, check=True)
+    assert planned.get("failed") is not True, planned
     assert planned["changed"] is True and not target.exists(), "a dry run wrote"
-    first, result = _write(tmp_path, files)
-    assert first.returncode == 0, first.stdout
+    result = _write(target, files)
+    assert result.get("failed") is not True, result
     assert result["changed"] is True and sorted(result["written"]) == sorted(str(target / n) for n in files)
     for name, content in files.items():
         assert (target / name).read_text() == content
         assert stat.S_IMODE((target / name).stat().st_mode) == 0o644
     assert sorted(os.listdir(target)) == sorted(files), "a temporary file was left"
-    again, result = _write(tmp_path, files)
-    assert again.returncode == 0 and result["changed"] is False and result["written"] == [], again.stdout
-    refused, result = _write(tmp_path, {"run-2.md": "# run 2\n", "../escape.md": "x"})
-    assert refused.returncode != 0 and "plain file names" in refused.stdout, refused.stdout
+    again = _write(target, files)
+    assert again.get("failed") is not True and again["changed"] is False and again["written"] == [], again
+    refused = _write(target, {"run-2.md": "# run 2\n", "../escape.md": "x"})
+    assert refused.get("failed") is True and "plain file names" in refused["msg"], refused
     assert not (target / "run-2.md").exists() and not (tmp_path / "escape.md").exists()

@@ -148,7 +148,8 @@ def assert_job_events_carry_each_move_and_no_secret(job, report):
 
 def test_a_host_another_run_holds_stops_the_rollout_unless_a_limit_leaves_it_out(lab, hosts, tmp_path):
     """The preflight checks every host at once; one host it cannot have stops the run before anything is
-    touched, and the locks it took on the others are given back (a later run must not find them held)."""
+    touched, and the locks it took on the others are given back (a later run must not find them held).
+    A --limit that leaves that host out runs without it (and must name localhost, where the report goes)."""
     boots = {host: control.boot_id(host) for host in hosts}
     taken = module("maintenance_lock", {"owner": "another-run", "ttl": 600}, host="lab2", inventory=lab)
     assert taken.get("failed") is not True, taken
