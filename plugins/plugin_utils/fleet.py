@@ -21,30 +21,40 @@ def answered(result: Mapping[str, Any]) -> bool:
     return not result.get("failed") and not result.get("unreachable") and "pods" in result
 
 
-def _running_pods(read: Iterable[Mapping[str, Any]]) -> Dict[str, Dict[str, str]]:
-    """Pod name to the host it runs on and its home (where it was created, until a move records another)."""
-    where: Dict[str, Dict[str, str]] = {}
+def _running_pods(read: Iterable[Mapping[str, Any]], moves: Iterable[Mapping[str, Any]]) -> Dict[str, Dict[str, Any]]:
+    """Pod name to the host it runs on after the moves (each one's `runs_on`) and its entry in the read, with its
+    home in it (where it was created, until a move records another, as pod_receive records it on the peer)."""
+    where: Dict[str, Dict[str, Any]] = {}
     for result in read:
         if not answered(result):
             continue
         host = str(result["item"])
         for pod in result["pods"]:
             if pod.get("state") == "running":
-                where[str(pod["name"])] = {"host": host, "home": str(pod.get("home") or host)}
+                where[str(pod["name"])] = {"host": host, "pod": dict(pod, home=str(pod.get("home") or host))}
+    for move in moves:
+        pod = where.get(str(move.get("pod")))
+        if pod is not None and move.get("runs_on"):
+            pod["host"] = str(move["runs_on"])
     return where
+
+
+def after_moves(read: Iterable[Mapping[str, Any]], moves: Iterable[Mapping[str, Any]] = ()) -> List[Dict[str, Any]]:
+    """The read as it would be if taken after the moves: each moved pod's entry is on the host it runs on now.
+    A pod moved to a host the read has no answer from is in no answer."""
+    read = list(read)
+    where = _running_pods(read, moves)
+    return [dict(result, pods=[pod for pod in result["pods"] if pod.get("state") != "running"]
+                 + [where[name]["pod"] for name in sorted(where) if where[name]["host"] == str(result["item"])])
+            if answered(result) else dict(result) for result in read]
 
 
 def pods_away(read: Iterable[Mapping[str, Any]], home: str,
               moves: Iterable[Mapping[str, Any]] = ()) -> List[Dict[str, str]]:
     """The running pods whose home is `home` and which run elsewhere, after the moves made since the read:
     [{name, host}], by name."""
-    where = _running_pods(read)
-    for move in moves:
-        pod = where.get(str(move.get("pod")))
-        if pod is not None and move.get("runs_on"):
-            pod["host"] = str(move["runs_on"])
-    return [{"name": name, "host": pod["host"]} for name, pod in sorted(where.items())
-            if pod["home"] == home and pod["host"] != home]
+    return [{"name": name, "host": entry["host"]} for name, entry in sorted(_running_pods(read, moves).items())
+            if entry["pod"]["home"] == home and entry["host"] != home]
 
 
 def pod_on(host: str, read: Iterable[Mapping[str, Any]], name: str) -> Dict[str, Any]:

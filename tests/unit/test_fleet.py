@@ -1,11 +1,12 @@
 """Where the fleet's pods run, from one read and the moves since: what a batch asks instead of reading every host
-again (plugin_utils/fleet.py, the filters pods_away and pod_on)."""
+again (plugin_utils/fleet.py, the filters pods_away, after_moves and pod_on)."""
 
 from __future__ import annotations
 
 import pytest
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.autopod.autopod.plugins.filter.after_moves import after_moves
 from ansible_collections.autopod.autopod.plugins.filter.hosts_to_read import hosts_to_read
 from ansible_collections.autopod.autopod.plugins.filter.pod_on import pod_on
 from ansible_collections.autopod.autopod.plugins.filter.pods_away import pods_away
@@ -45,6 +46,24 @@ def test_stopped_pods_and_hosts_that_did_not_answer_hold_nothing_to_bring_back()
     read = _read(h2=[("stopped", "stopped", "h1")])
     read += [{"item": "h3", "failed": True, "msg": "no answer"}, {"item": "h4", "unreachable": True}]
     assert pods_away(read, "h1") == []
+
+
+def test_after_the_moves_a_moved_pod_is_on_its_peer_with_its_home_and_a_move_back_plans_from_there():
+    read = _read(h1=[("web", "running", None), ("old", "stopped", None)], h2=[("db", "running", "h3")], h3=[])
+    moves = [_move("web", "h1", "h2", "h2"), _move("db", "h2", "h1", "h2", ok=False)]  # db's move refused
+    now = after_moves(read, moves)
+    assert pod_on("h2", now, "web") == {"item": "h2", "pods": [{"name": "web", "state": "running", "home": "h1"}]}
+    assert pod_on("h1", now, "web") == {"item": "h1", "pods": []}
+    assert pod_on("h1", now, "old") == {"item": "h1", "pods": [{"name": "old", "state": "stopped", "home": None}]}
+    assert pod_on("h2", now, "db")["pods"] == [{"name": "db", "state": "running", "home": "h3"}]
+    assert pods_away(now, "h1") == pods_away(read, "h1", moves) == [{"name": "web", "host": "h2"}]
+    assert read[0]["pods"][0] == {"name": "web", "state": "running", "home": None}  # the read itself is kept
+
+
+def test_a_pod_moved_to_a_host_without_an_answer_is_in_no_answer():
+    read = _read(h1=[("web", "running", None)]) + [{"item": "h2", "unreachable": True}]
+    now = after_moves(read, [_move("web", "h1", "h2", "h2")])
+    assert now == _read(h1=[]) + [{"item": "h2", "unreachable": True}]
 
 
 def test_a_pod_on_a_host_is_what_pod_info_with_its_name_says_there():
