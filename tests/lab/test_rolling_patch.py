@@ -139,6 +139,14 @@ def assert_job_events_carry_each_move_and_no_secret(job, report):
              if e["event"] == "runner_on_ok" and e["event_data"].get("task", "").startswith("Say how the move went")]
     assert len(lines) == 2 * len(HOME), lines
     assert all(" frozen " in line and " MiB between the hosts" in line for line in lines), lines
+    # the preflight read every host at once; the first batch read again only its own host before its pod left
+    preflight_reads = [e["event_data"]["res"]["item"] for e in events if e["event"] == "runner_item_on_ok"
+                       and e["event_data"].get("task", "").startswith("Read the host's pods")]
+    assert sorted(preflight_reads) == sorted(report["hosts"]), preflight_reads
+    first_move = next(i for i, e in enumerate(events) if "pod_migrate" in e["event_data"].get("task_action", ""))
+    batch_reads = [e["event_data"]["res"]["item"] for e in events[:first_move] if e["event"] == "runner_item_on_ok"
+                   and e["event_data"].get("task", "").startswith("Read those hosts' pods")]
+    assert batch_reads == ["lab1"], batch_reads
     text = json.dumps(events)
     assert "PRIVATE KEY" not in text and "BEGIN CERTIFICATE" not in text
     tokens = [e["event_data"]["res"]["invocation"]["module_args"].get("credentials") for e in events
