@@ -21,12 +21,7 @@ description:
 positional: moves
 extends_documentation_fragment:
   - autopod.autopod.common.fleet_read
-options:
-  moves:
-    description: The move records made since the read (the roles' C(pod_evacuate_moves)), in order.
-    type: list
-    elements: dict
-    default: []
+  - autopod.autopod.common.fleet_moves
 """
 
 EXAMPLES = r"""

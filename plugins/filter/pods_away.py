@@ -19,16 +19,12 @@ description:
 positional: home, moves
 extends_documentation_fragment:
   - autopod.autopod.common.fleet_read
+  - autopod.autopod.common.fleet_moves
 options:
   home:
     description: The host whose pods are looked for.
     type: str
     required: true
-  moves:
-    description: The move records made since the read (the roles' C(pod_evacuate_moves)), in order.
-    type: list
-    elements: dict
-    default: []
 """
 
 EXAMPLES = r"""
