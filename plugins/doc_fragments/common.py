@@ -30,16 +30,6 @@ options:
     required: true
 """
 
-    # The move records those filters follow, made since the read.
-    FLEET_MOVES = r"""
-options:
-  moves:
-    description: The move records made since the read (the roles' C(pod_evacuate_moves)), in order.
-    type: list
-    elements: dict
-    default: []
-"""
-
     CRIU = r"""
 options:
   criu_path:

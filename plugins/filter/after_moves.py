@@ -17,11 +17,17 @@ description:
   - Puts each running pod the moves moved on the host its last move's C(runs_on) names, with its home (the host
     it was created on, unless the read already said another), as M(autopod.autopod.pod_receive) records it there.
   - Stopped pods stay where the read saw them. A pod moved to a host the read has no answer from is in no answer.
-  - For the role autopod.autopod.pod_return, which plans the moves back from it instead of reading each peer again.
+  - For the role autopod.autopod.pod_return, which finds the pods away from it (P(autopod.autopod.pods_away#filter)) and
+    plans the moves back from it instead of reading each peer again.
 positional: moves
 extends_documentation_fragment:
   - autopod.autopod.common.fleet_read
-  - autopod.autopod.common.fleet_moves
+options:
+  moves:
+    description: The move records made since the read (the roles' C(pod_evacuate_moves)), in order.
+    type: list
+    elements: dict
+    default: []
 """
 
 EXAMPLES = r"""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Mapping, Sequence
+from typing import Any, Dict, List, Mapping
 
 from ansible.errors import AnsibleFilterError
 
@@ -13,13 +13,12 @@ name: pods_away
 short_description: The running pods whose home is a host and which run elsewhere
 version_added: 0.2.0
 description:
-  - Reads where every pod runs from one read of the fleet, then follows the moves made since (each record's
-    C(runs_on)), so that a batch asks every host once rather than once per question.
+  - Reads where every pod runs from one read of the fleet; P(autopod.autopod.after_moves#filter) first brings a read
+    up to date with the moves made since, so that a batch asks every host once rather than once per question.
   - A pod that never moved belongs on the host it runs on. A host whose read failed holds nothing.
-positional: home, moves
+positional: home
 extends_documentation_fragment:
   - autopod.autopod.common.fleet_read
-  - autopod.autopod.common.fleet_moves
 options:
   home:
     description: The host whose pods are looked for.
@@ -30,7 +29,7 @@ options:
 EXAMPLES = r"""
 - name: Find this host's pods on the peers, from the batch's read and its moves
   ansible.builtin.set_fact:
-    away: "{{ fleet.results | autopod.autopod.pods_away(inventory_hostname, pod_evacuate_moves) }}"
+    away: "{{ fleet.results | autopod.autopod.after_moves(pod_evacuate_moves) | autopod.autopod.pods_away(inventory_hostname) }}"
 """
 
 RETURN = r"""
@@ -41,9 +40,9 @@ _value:
 """
 
 
-def pods_away(read: List[Mapping[str, Any]], home: str, moves: Sequence[Mapping[str, Any]] = ()) -> List[Dict[str, str]]:
+def pods_away(read: List[Mapping[str, Any]], home: str) -> List[Dict[str, str]]:
     try:
-        return _pods_away(read, home, moves)
+        return _pods_away(read, home)
     except (AttributeError, KeyError, TypeError) as exc:
         raise AnsibleFilterError("pods_away: expected pod_info results registered in a loop over hosts: %s" % exc)
 
