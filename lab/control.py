@@ -80,7 +80,10 @@ def write_inventory(hosts: List[str], kind: str = NAMESPACE) -> str:
               "autopod_boot_time_command=%s" % ("cat /proc/sys/kernel/random/boot_id" if kind == QEMU
                                                 else "cat " + topo.BOOT_ID_FILE),
               "autopod_image_dir=/run/autopod",
-              "autopod_criu_path=/usr/local/sbin/criu", ""]
+              "autopod_criu_path=/usr/local/sbin/criu"]
+    if kind == NAMESPACE:  # the hosts share this machine's /usr, whose Debian Python has python3-apt (setup.sh)
+        lines.append("autopod_package_python=/usr/bin/python3")
+    lines.append("")
     with open(topo.inventory_path(), "w") as handle:
         handle.write("\n".join(lines))
     return topo.inventory_path()
