@@ -11,6 +11,8 @@ published, then:
            host (from the ansible.posix.json callback's task times): its time in the run, the package
            manager's, the reboot's, and the overhead (everything else: evacuating and returning its pod,
            asking what it needs, the locks).
+  Mitogen: the same, after another such update, under Mitogen's strategy (mitogen_linear), which keeps one
+           Python on each host for the whole run instead of starting one per task.
   Baseline (same run, after another such update): what a user gets without pods, host by host:
            stop the service, upgrade, reboot, start the service again; measured: the service's
            outage, from the stop until a new connection gets its first line, and the total time.
@@ -26,6 +28,7 @@ import os
 import subprocess
 import sys
 import time
+from typing import Optional
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [ROOT, os.path.join(ROOT, ".collections")]
@@ -34,10 +37,10 @@ from bench import session  # noqa: E402
 from lab import aptrepo, control  # noqa: E402
 from lab import topology as topo  # noqa: E402
 from tests.lab import pods  # noqa: E402
-from tests.support.ansible_cli import module  # noqa: E402
+from tests.support.ansible_cli import mitogen_strategy, module  # noqa: E402
 
 KERNEL = [aptrepo.Package("autopod-demo-kernel", v, "autopod-lab-security", needs_reboot=True)
-          for v in ("1.0", "1.1", "1.2")]
+          for v in ("1.0", "1.1", "1.2", "1.3")]
 
 
 # The tasks of the role host_patch that are the package manager's work and the reboot's.
@@ -93,14 +96,15 @@ def seconds_by_role(run: dict) -> dict:
     return by_role
 
 
-def run_playbook(inventory: str, *options: str) -> tuple:
-    """rolling_patch.yml on the lab, recorded by the ansible.posix.json callback: its wall time and record."""
+def run_playbook(inventory: str, *options: str, strategy: Optional[dict] = None) -> tuple:
+    """rolling_patch.yml on the lab, recorded by the ansible.posix.json callback: its wall time and record;
+    `strategy`: the environment of another strategy than Ansible's linear one."""
     started = time.monotonic()
     played = subprocess.run([os.path.join(ROOT, ".venv", "bin", "ansible-playbook"), *options, "-i", inventory,
                              os.path.join(ROOT, "playbooks", "rolling_patch.yml"),
                              "-e", json.dumps({"autopod_report_dir": "/tmp/autopod-bench-reports"})],
                             cwd=ROOT, env=dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"),
-                                               ANSIBLE_STDOUT_CALLBACK="ansible.posix.json"),
+                                               ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", **(strategy or {})),
                             stdout=subprocess.PIPE, text=True, check=True)
     return round(time.monotonic() - started, 1), json.loads(played.stdout)
 
@@ -111,12 +115,12 @@ def dry_run(inventory: str) -> dict:
     return {"total_s": total, "by_role_s": seconds_by_role(run)}
 
 
-def rolling_patch(inventory: str, hosts: list) -> dict:
+def rolling_patch(inventory: str, hosts: list, strategy: Optional[dict] = None) -> dict:
     watchers = {host: pods.client(30 + i) for i, host in enumerate(hosts)}
     for watcher in watchers.values():
         watcher.wait_lines(10)
         watcher.reset_pause_clock()
-    total, run = run_playbook(inventory)
+    total, run = run_playbook(inventory, strategy=strategy)
     per_host = per_host_times(run, hosts)
     pauses = {}
     for host, watcher in watchers.items():
@@ -166,6 +170,9 @@ def one_size(count: int, results: dict, measured: session.Results) -> None:
     measured.add("dry run (--check), %d hosts" % count, results["dry_run"])
     results["autopod"] = rolling_patch(inventory, hosts)
     measured.add("autopod, %d hosts" % count, results["autopod"])
+    aptrepo.publish(topo.repo_dir(), KERNEL[:3])
+    results["mitogen"] = rolling_patch(inventory, hosts, mitogen_strategy())
+    measured.add("autopod under Mitogen, %d hosts" % count, results["mitogen"])
     aptrepo.publish(topo.repo_dir(), KERNEL)
     results["without_pods"] = baseline(inventory, hosts)
     measured.add("without pods, %d hosts" % count, results["without_pods"])
@@ -192,25 +199,32 @@ def _mean(values) -> float:
     return sum(values) / len(values) if values else 0.0
 
 
+def _rollout_cells(rollout: Optional[dict]) -> list:
+    """A rolling patch's total, its mean host (packages, reboot, overhead) and its longest pause; dashes if it
+    was not measured."""
+    if not rollout:
+        return ["-", "-", "-"]
+    per_host = rollout["per_host"].values()
+    means = [_mean(h[k] for h in per_host) for k in ("host_s", "packages_s", "reboot_s", "overhead_s")]
+    return ["%.0f" % rollout["total_s"], "%.1f (%.1f, %.1f, %.1f)" % tuple(means),
+            "%.0f" % max(rollout["longest_pause_ms"].values())]
+
+
 def print_table(results: dict) -> None:
-    print("| hosts | AutoPod total s | per host s (packages, reboot, overhead) | longest pause ms "
+    print("| hosts | AutoPod total s (linear) | per host s (packages, reboot, overhead) | longest pause ms "
+          "| under Mitogen: total s | per host s | longest pause ms "
           "| dry run (--check) s | without pods: total s | longest outage ms |")
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for count, size in results["sizes"].items():
-        autopod, without = size.get("autopod"), size.get("without_pods")
         row = ["%d" % count]
-        if autopod:
-            per_host = autopod["per_host"].values()
-            means = [_mean(h[k] for h in per_host) for k in ("host_s", "packages_s", "reboot_s", "overhead_s")]
-            row += ["%.0f" % autopod["total_s"], "%.1f (%.1f, %.1f, %.1f)" % tuple(means),
-                    "%.0f" % max(autopod["longest_pause_ms"].values())]
-        else:
-            row += ["-", "-", "-"]
+        for run in ("autopod", "mitogen"):
+            row += _rollout_cells(size.get(run))
         row.append("%.0f" % size["dry_run"]["total_s"] if "dry_run" in size else "-")
+        without = size.get("without_pods")
         row += (["%.0f" % without["total_s"], "%.0f" % max(without["outage_ms"].values())] if without else ["-", "-"])
         print("| " + " | ".join(row) + " |")
     for count, size in results["sizes"].items():
-        for run in ("dry_run", "autopod"):
+        for run in ("dry_run", "autopod", "mitogen"):
             if run in size:
                 print("%d hosts, %s: seconds by role %s" % (count, run, size[run]["by_role_s"]))
 

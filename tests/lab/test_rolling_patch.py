@@ -23,15 +23,15 @@ from lab import control
 from tests.lab import pods
 from tests.lab.capture import SwitchCapture
 from tests.lab.fleet import HOME, MARKER, REDIS_POD
-from tests.support.ansible_cli import BIN, ROOT, module, playbook
+from tests.support.ansible_cli import BIN, ROOT, mitogen_strategy, module, playbook
 
 PLAYBOOK = os.path.join(ROOT, "playbooks", "rolling_patch.yml")
 
 
-def run(lab, report_dir, options=None, **extra):
+def run(lab, report_dir, options=None, env=None, **extra):
     variables = {"autopod_report_dir": str(report_dir)}
     variables.update(extra)
-    result = playbook(PLAYBOOK, variables, inventory=lab, options=options)
+    result = playbook(PLAYBOOK, variables, inventory=lab, options=options, env=env)
     os.makedirs(str(report_dir), exist_ok=True)
     with open(os.path.join(str(report_dir), "ansible-playbook.log"), "w") as log:
         log.write(result.stdout)
@@ -253,3 +253,20 @@ def test_a_host_that_does_not_come_back_stops_the_rollout(lab, hosts, fleet, tmp
         assert_clients_unharmed(fleet)
     finally:
         control.release("lab1")
+
+
+def test_the_rollout_under_mitogen_does_what_it_does_under_the_default_strategy(lab, hosts, fleet, tmp_path):
+    """The accelerator README offers: the whole rollout under Mitogen's strategy, Redis's writers and the
+    counters' clients watching; every host patched and rebooted, every pod home, no client harmed."""
+    boots = {host: control.boot_id(host) for host in hosts}
+    result = run(lab, tmp_path / "mitogen", env=mitogen_strategy())
+    assert result.returncode == 0, result.stdout[-6000:]
+    report = report_of(tmp_path / "mitogen")
+    for host in hosts:
+        assert report["hosts"][host]["result"] == "patched", report["hosts"][host]
+        assert control.boot_id(host) != boots[host], host
+        assert _demo_versions(lab, host) == ["autopod-demo-kernel=1.1", "autopod-demo-tool=1.0"], host
+    assert all(m["ok"] for m in report["moves"]) and len(report["moves"]) == 2 * len(HOME), report["moves"]
+    for name, home in HOME.items():
+        assert pods.running_on(lab, name, hosts) == [home], name
+    assert_clients_unharmed(fleet)

@@ -9,6 +9,8 @@ import sys
 import tempfile
 from typing import Any, Dict, List, Optional
 
+import ansible_mitogen  # the controller's only: Mitogen carries itself to the hosts over SSH
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.dirname(sys.executable)
 CALLBACKS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "callbacks")
@@ -20,6 +22,12 @@ def _env(extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
                 "ANSIBLE_DEPRECATION_WARNINGS": "0"})
     env.update(extra or {})
     return env
+
+
+def mitogen_strategy() -> Dict[str, str]:
+    """The environment that runs a playbook under Mitogen's strategy, the accelerator README describes."""
+    return {"ANSIBLE_STRATEGY_PLUGINS": os.path.join(os.path.dirname(ansible_mitogen.__file__), "plugins", "strategy"),
+            "ANSIBLE_STRATEGY": "mitogen_linear"}
 
 
 def module(name: str, args: Dict[str, Any], check: bool = False, diff: bool = False, host: str = "localhost",
@@ -48,11 +56,11 @@ def module(name: str, args: Dict[str, Any], check: bool = False, diff: bool = Fa
 
 
 def playbook(path: str, extra_vars: Dict[str, Any], inventory: Optional[str] = None,
-             options: Optional[List[str]] = None) -> subprocess.CompletedProcess:
+             options: Optional[List[str]] = None, env: Optional[Dict[str, str]] = None) -> subprocess.CompletedProcess:
     argv = [os.path.join(BIN, "ansible-playbook"), path, "-e", json.dumps(extra_vars)] + (options or [])
     if inventory:
         argv += ["-i", inventory]
     else:
         argv += ["-i", "localhost,", "-c", "local", "-e", "ansible_python_interpreter=" + sys.executable]
-    return subprocess.run(argv, cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    return subprocess.run(argv, cwd=ROOT, env=_env(env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           universal_newlines=True, check=False)
