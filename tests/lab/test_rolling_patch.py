@@ -18,6 +18,7 @@ import shutil
 import time
 
 import ansible_runner
+import pytest
 
 from lab import control
 from tests.lab import pods
@@ -238,10 +239,11 @@ def test_a_dry_run_then_the_rollout_as_awx_runs_it_then_nothing_left_to_do(lab, 
     assert {host: control.boot_id(host) for host in hosts} == {h: report["hosts"][h]["boot_id_after"] for h in hosts}
 
 
-def test_a_host_that_does_not_come_back_stops_the_rollout(lab, hosts, fleet, tmp_path):
+@pytest.mark.parametrize("strategy", [None, mitogen_strategy()], ids=["default", "mitogen"])
+def test_a_host_that_does_not_come_back_stops_the_rollout(lab, hosts, fleet, tmp_path, strategy):
     control.hold("lab1")  # lab1 will not come back from its reboot
     try:
-        stopped = run(lab, tmp_path / "stopped", autopod_reboot_timeout=20)
+        stopped = run(lab, tmp_path / "stopped", env=strategy, autopod_reboot_timeout=20)
         assert stopped.returncode != 0, "the run must fail"
         report = report_of(tmp_path / "stopped")
         assert report["rollout_stopped"] is True
