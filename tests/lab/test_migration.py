@@ -14,7 +14,7 @@ import pytest
 from lab import control
 from lab import topology as topo
 from tests.lab import pods
-from tests.support.ansible_cli import module, playbook
+from tests.support.ansible_cli import mitogen_strategy, module, playbook
 
 
 def assert_unbroken(watcher, after_lines=30):
@@ -137,11 +137,16 @@ def test_a_reboot_kills_the_pods_left_on_a_host(lab, clean):
 
 
 def test_the_move_pod_playbook(lab, clean):
-    """The documented one-command way to move a pod."""
+    """The documented one-command way to move a pod; first, under Mitogen's strategy, a move in the background,
+    which would hang there, is refused before anything is done."""
+    move_pod = os.path.join(pods.topo.ROOT, "playbooks", "move_pod.yml")
+    variables = {"pod": "mv-play", "from": "lab1", "to": "lab3", "image_dir": pods.IMAGES, "criu_path": pods.CRIU}
     with pods.watched(lab, "lab1", "mv-play", 6) as watcher:
-        run = playbook(os.path.join(pods.topo.ROOT, "playbooks", "move_pod.yml"),
-                       {"pod": "mv-play", "from": "lab1", "to": "lab3", "image_dir": pods.IMAGES,
-                        "criu_path": pods.CRIU}, inventory=lab)
+        refused = playbook(move_pod, dict(variables, pod_move_poll=1), inventory=lab, env=mitogen_strategy())
+        assert refused.returncode != 0 and "hangs under Mitogen's strategy" in refused.stdout, refused.stdout[-3000:]
+        assert pods.running_on(lab, "mv-play", ["lab1", "lab3"]) == ["lab1"]
+        assert module("pod_info", {}, host="lab3", inventory=lab)["pods"] == []
+        run = playbook(move_pod, variables, inventory=lab)
         assert run.returncode == 0, run.stdout
         line = re.search(r"mv-play: lab1 -> lab3 post-copy, frozen ([0-9.]+) ms \(dump ([0-9.]+), .*\), "
                          r"([0-9.]+) MiB between the hosts", run.stdout)
