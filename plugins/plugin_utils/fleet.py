@@ -52,18 +52,8 @@ def after_moves(read: Iterable[Mapping[str, Any]], moves: Iterable[Mapping[str, 
 def pods_away(read: Iterable[Mapping[str, Any]], home: str) -> List[Dict[str, str]]:
     """The running pods whose home is `home` and which run elsewhere, in a read (after_moves brings one up to
     date): [{name, host}], by name."""
-    away = []
-    for result in read:
-        if not answered(result):
-            continue
-        host = str(result["item"])
-        for pod in result["pods"]:
-            if pod.get("state") != "running":
-                continue
-            name = str(pod["name"])
-            if host != home and str(pod.get("home") or host) == home:
-                away.append({"name": name, "host": host})
-    return sorted(away, key=lambda pod: pod["name"])
+    return [{"name": name, "host": entry["host"]} for name, entry in sorted(_running_pods(read, ()).items())
+            if entry["pod"]["home"] == home and entry["host"] != home]
 
 
 def pod_on(host: str, read: Iterable[Mapping[str, Any]], name: str) -> Dict[str, Any]:
