@@ -34,6 +34,13 @@ fi
 # Ansible finds the collection through .collections (see ansible.cfg): link this checkout there.
 mkdir -p "$ROOT/.collections/ansible_collections/autopod"
 ln -sfn ../../.. "$ROOT/.collections/ansible_collections/autopod/autopod"
+# Its dependency ansible.posix comes with the `ansible` package in the virtual environment: link it there too, so that
+# a run that looks for collections only in .collections finds it (the Mitogen recipe in README.md sets
+# ANSIBLE_COLLECTIONS_SCAN_SYS_PATH=False: Mitogen reads every installed collection's metadata for each module task).
+posix="$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/ansible_collections/ansible/posix"
+[ -d "$posix" ] || { echo "setup.sh: ansible.posix is not in $VENV (requirements.txt installs it with ansible)" >&2; exit 1; }
+mkdir -p "$ROOT/.collections/ansible_collections/ansible"
+ln -sfn "$posix" "$ROOT/.collections/ansible_collections/ansible/posix"
 
 # CRIU: Debian 12's 3.17 fails on kernels from 6.13, so take 4.2 from Debian unstable into a private
 # root (docs/design.md, "CRIU versions"). The criu role does it, the same way it does on managed hosts. Debian's own

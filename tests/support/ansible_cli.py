@@ -25,9 +25,11 @@ def _env(extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
 
 
 def mitogen_strategy() -> Dict[str, str]:
-    """The environment that runs a playbook under Mitogen's strategy, the accelerator README describes."""
+    """The environment that runs a playbook under Mitogen's strategy, the accelerator README describes: its strategy,
+    and collections looked for only in the collections path (.collections, where scripts/setup.sh links the two the
+    playbooks use), since Mitogen reads every installed collection's metadata for each module task."""
     return {"ANSIBLE_STRATEGY_PLUGINS": os.path.join(os.path.dirname(ansible_mitogen.__file__), "plugins", "strategy"),
-            "ANSIBLE_STRATEGY": "mitogen_linear"}
+            "ANSIBLE_STRATEGY": "mitogen_linear", "ANSIBLE_COLLECTIONS_SCAN_SYS_PATH": "False"}
 
 
 def module(name: str, args: Dict[str, Any], check: bool = False, diff: bool = False, host: str = "localhost",
