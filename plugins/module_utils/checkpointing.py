@@ -24,7 +24,7 @@ from typing import Any, Dict, Optional
 
 from ansible_collections.autopod.autopod.plugins.module_utils import criu as criu_driver
 from ansible_collections.autopod.autopod.plugins.module_utils import cgroups, commands, holds, network, tcp_repair
-from ansible_collections.autopod.autopod.plugins.module_utils.criu_images import damaged_pages
+from ansible_collections.autopod.autopod.plugins.module_utils.criu_images import ImageFormatError, damaged_pages, skip_network_unlock
 from ansible_collections.autopod.autopod.plugins.module_utils.errors import AutopodError
 from ansible_collections.autopod.autopod.plugins.module_utils.pod import PodSpec, validate_name
 from ansible_collections.autopod.autopod.plugins.module_utils.lifecycle import (
@@ -245,7 +245,7 @@ class RestoreRun:
 def criu_restore(criu: criu_driver.Criu, spec: PodSpec, run: RestoreRun, netns_path: str) -> int:
     """Runs inside the supervisor: restore detached, so the restored tree is reparented to it.
 
-    The pod's network is held off its bridge until its sockets exist (network.build_identity). The
+    The pod's network is held (its veth down) until its sockets exist (network.build_identity). The
     restore is held too, after the tree is restored and before CRIU unlocks the network and resumes it
     (holds.py): the pod goes on its bridge in that moment, and its connections leave repair mode with a
     window probe (tcp_repair.py), so each learns at once what its peer received while it was frozen
@@ -254,6 +254,11 @@ def criu_restore(criu: criu_driver.Criu, spec: PodSpec, run: RestoreRun, netns_p
     receiver, waiting for its source) does.
     """
     image_dir, work, tcp, hold_dir = run.image_dir, run.work, run.tcp, run.hold_dir
+    if tcp:  # the dump's lock table stayed in the namespace it came from; this one is new
+        try:
+            skip_network_unlock(image_dir)
+        except (OSError, ImageFormatError) as exc:
+            raise AutopodError("the images at %s cannot be restored: %s" % (image_dir, exc))
     hold = holds.Hold(os.path.join(work, "hold")) if hold_dir is None else None
     netns_fd = os.open(netns_path, os.O_RDONLY)
     try:

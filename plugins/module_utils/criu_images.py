@@ -1,24 +1,28 @@
 # -*- coding: utf-8 -*-
 # Copyright: AutoPod contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Read CRIU's statistics images (stats-dump, stats-restore) without crit or protobuf.
+"""Read CRIU's images (statistics, pagemaps) without crit or protobuf, and change the one field AutoPod changes
+(the inventory's network lock method, skip_network_unlock).
 
 An image is a 32-bit magic (service images carry a second one), then entries,
-each a 32-bit little-endian length followed by a protobuf message. The stats
-messages hold only varints and nested messages, so a small decoder suffices.
-Field numbers are those of CRIU's images/stats.proto.
+each a 32-bit little-endian length followed by a protobuf message. The messages
+read here hold only varints and nested messages, so a small decoder suffices.
+Field numbers are those of CRIU's images/*.proto.
 """
 
 from __future__ import annotations
 
 import os
 import struct
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, Iterator, List, Tuple
 
 IMG_SERVICE_MAGIC = 0x55105940
 IMG_COMMON_MAGIC = 0x54564319
 PE_PARENT, PE_LAZY, PE_PRESENT = 1, 2, 4
 PAGE_SIZE = 4096
+INVENTORY = "inventory.img"
+INVENTORY_NETWORK_LOCK = 11  # images/inventory.proto: network_lock_method
+NETWORK_LOCK_SKIP = 2  # criu/include/cr_options.h: iptables 0, nftables 1, skip 2 (what a dump records)
 
 _DUMP_FIELDS = {1: "freezing_time_us", 2: "frozen_time_us", 3: "memdump_time_us", 4: "memwrite_time_us",
                 5: "pages_scanned", 6: "pages_skipped_parent", 7: "pages_written", 8: "irmap_resolve_us",
@@ -44,28 +48,51 @@ def _varint(data: bytes, pos: int) -> Tuple[int, int]:
         shift += 7
 
 
-def _message(data: bytes) -> Dict[int, Any]:
-    """Decode one protobuf message into {field number: int or bytes}."""
-    fields: Dict[int, Any] = {}
+def _encode_varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if not value:
+            out.append(byte)
+            return bytes(out)
+        out.append(byte | 0x80)
+
+
+def _fields(data: bytes) -> Iterator[Tuple[int, Any, int, int]]:
+    """Each field of one protobuf message: (number, int or bytes, where its key starts, where it ends)."""
     pos = 0
     while pos < len(data):
+        start = pos
         key, pos = _varint(data, pos)
         number, wire = key >> 3, key & 7
         if wire == 0:
-            fields[number], pos = _varint(data, pos)
+            value, pos = _varint(data, pos)
         elif wire == 2:
             length, pos = _varint(data, pos)
             if pos + length > len(data):
                 raise ImageFormatError("truncated field %d" % number)
-            fields[number] = data[pos:pos + length]
+            value = data[pos:pos + length]
             pos += length
         elif wire in (1, 5):
             size = 8 if wire == 1 else 4
-            fields[number] = int.from_bytes(data[pos:pos + size], "little")
+            value = int.from_bytes(data[pos:pos + size], "little")
             pos += size
         else:
             raise ImageFormatError("unsupported wire type %d" % wire)
-    return fields
+        yield number, value, start, pos
+
+
+def _message(data: bytes) -> Dict[int, Any]:
+    """Decode one protobuf message into {field number: int or bytes}."""
+    return {number: value for number, value, _start, _end in _fields(data)}
+
+
+def _with_varint(data: bytes, number: int, value: int) -> bytes:
+    """The message with varint field `number` set to `value` (added at its end if it has none)."""
+    field = _encode_varint(number << 3) + _encode_varint(value)
+    kept = [data[start:end] for found, _value, start, end in _fields(data) if found != number]
+    return b"".join(kept) + field
 
 
 def _entries(raw: bytes) -> List[bytes]:
@@ -167,3 +194,28 @@ def damaged_pages(image_dir: str) -> List[str]:
             problems.append("pages-%d.img has %d bytes where %s expects %d"
                             % (pages_id, size, name, pages * PAGE_SIZE))
     return problems
+
+
+def skip_network_unlock(image_dir: str) -> None:
+    """Record in a dump's inventory that it took no network lock, so that its restore removes none.
+
+    CRIU's restore ignores --network-lock and unlocks with the dump's method: with nftables it deletes the
+    table CRIU-<the dump's run id>. That table is in the namespace the pod was dumped from; AutoPod restores
+    a pod into a namespace it has just built (network.build_identity), which never had it, so the delete
+    only fails ("delete table inet CRIU-...: No such file or directory"), after 20 ms of the freeze spent
+    starting nftables (docs/design.md, "Where a small pod's freeze goes").
+    """
+    path = os.path.join(image_dir, INVENTORY)
+    with open(path, "rb") as handle:
+        raw = handle.read()
+    if len(raw) < 8:
+        raise ImageFormatError("%s is too short" % INVENTORY)
+    (size,) = struct.unpack_from("<I", raw, 4)
+    if len(raw) != 8 + size:
+        raise ImageFormatError("%s holds more or less than its one entry" % INVENTORY)
+    message = _with_varint(raw[8:], INVENTORY_NETWORK_LOCK, NETWORK_LOCK_SKIP)
+    temporary = path + ".tmp"
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(raw[:4] + struct.pack("<I", len(message)) + message)
+    os.replace(temporary, path)

@@ -60,7 +60,7 @@ def release(spec: PodSpec) -> None:
 def start_supervised(store: PodStore, manifest: Manifest, start: Callable[[str, str], int],
                      watch: Optional[Stopwatch] = None, after_report: Optional[Callable[[], object]] = None,
                      identity_prepared: bool = False) -> Dict[str, int]:
-    """Build the pod's identity, held off its bridge (or use one prepared before), then let a new
+    """Build the pod's identity, held (its veth down; or use one prepared before), then let a new
     supervisor run `start(netns_path, cgroup_procs)`, which attaches the network when the pod may be
     reached (network.attach). On failure, the identity is released again and the error is raised.
     """

@@ -105,8 +105,8 @@ def identity_exists(pod: str) -> bool:
 def build_identity(spec: PodSpec) -> None:
     """Create the pod's network namespace (loopback up) and, if it has a network, its veth, held.
 
-    Held: the pod's end has its address and MAC and is up, but the host end stays down and off the
-    bridge, so nothing of the pod reaches the segment and nothing on the segment reaches the pod
+    Held: the pod's end has its address and MAC and is up, but the host end, a port of the bridge, stays
+    down, so nothing of the pod reaches the segment and nothing on the segment reaches the pod
     until attach(). A restore attaches only once CRIU has restored the pod's sockets: a packet that
     arrived earlier would be answered by this host's kernel, which has the address but not yet the
     sockets, with a reset (docs/design.md, "Holding a pod's network"). IPv6 is off on the pod's
@@ -199,8 +199,12 @@ def _build_veth(pod: str, net: NetworkSpec, pod_ipr: Any) -> None:
         ipr.link("add", ifname=host_if, kind="veth", address=host_veth_mac(pod),
                  peer={"ifname": POD_IFNAME, "net_ns_fd": netns_name(pod)})
         _disable_ipv6(host_if)  # a bridge port needs no addresses of its own
+        # A port of its bridge already, but down, which carries nothing: joining the bridge takes 5 ms, which
+        # is then not part of a restored pod's freeze; attach() only brings the port up.
+        settings = {"master": ipr.link_lookup(ifname=net.bridge)[0]}
         if net.mtu:
-            ipr.link("set", index=ipr.link_lookup(ifname=host_if)[0], mtu=net.mtu)
+            settings["mtu"] = net.mtu
+        ipr.link("set", index=ipr.link_lookup(ifname=host_if)[0], **settings)
     index = pod_ipr.link_lookup(ifname=POD_IFNAME)[0]
     settings = {"address": net.mac}
     if net.mtu:
@@ -213,7 +217,7 @@ def _build_veth(pod: str, net: NetworkSpec, pod_ipr: Any) -> None:
 
 
 def attach(spec: PodSpec) -> None:
-    """Put a pod's held veth on its bridge and up: from now on the pod is on the segment (1-2 ms).
+    """Bring a pod's held veth up on its bridge: from now on the pod is on the segment (1-2 ms).
 
     Neighbours the pod tried to reach while it had no link are forgotten: an entry left incomplete
     would hold the pod's next packet until the kernel's next ARP retry, a second later."""

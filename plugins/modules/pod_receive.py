@@ -13,7 +13,7 @@ description:
   - The first half of a live migration, run on the destination. It checks that this host can take the pod
     (C(criu check) and CRIU against the kernel, the pod's bridge present and its address free here, its bind-mount
     sources present, its rootfs present for O(storage=shared) or its parent for O(storage=copy)), builds the pod's
-    network identity with its veth kept off the bridge, and leaves a receiver listening for this one migration.
+    network identity with its veth kept down, and leaves a receiver listening for this one migration.
   - Memory, disk and CPU features (C(criu cpuinfo check)) are checked when the source connects, before the pod is
     frozen. A refusal at any of these points leaves the pod running on its source.
   - "Pass the returned RV(port), and the same O(credentials), to M(autopod.autopod.pod_migrate) on the source. The

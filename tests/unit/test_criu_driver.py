@@ -134,6 +134,36 @@ def test_damaged_pages_are_found(tmp_path):
     assert "unreadable" in criu_images.damaged_pages(str(tmp_path))[0]
 
 
+def _inventory(raw: bytes) -> dict:
+    return criu_images._message(raw[8:])  # the inventory: its magic, one entry's length, the entry
+
+
+def test_a_restore_skips_the_network_unlock_its_dump_recorded(tmp_path):
+    """The inventory of a real CRIU 4.2.1 dump taken with --network-lock nftables (a lab move): afterwards it
+    says skip, and nothing else in it changed."""
+    raw = fixture("inventory-4.2.1.img", "rb")
+    (tmp_path / "inventory.img").write_bytes(raw)
+    before = _inventory(raw)
+    assert before[criu_images.INVENTORY_NETWORK_LOCK] == 1  # nftables
+    criu_images.skip_network_unlock(str(tmp_path))
+    rewritten = (tmp_path / "inventory.img").read_bytes()
+    assert rewritten[:4] == raw[:4] and len(rewritten) == len(raw)
+    assert _inventory(rewritten) == {**before, criu_images.INVENTORY_NETWORK_LOCK: criu_images.NETWORK_LOCK_SKIP}
+    assert os.stat(tmp_path / "inventory.img").st_mode & 0o777 == 0o600
+    criu_images.skip_network_unlock(str(tmp_path))
+    assert (tmp_path / "inventory.img").read_bytes() == rewritten
+
+
+@pytest.mark.parametrize("cut", [3, 8, 40])
+def test_a_damaged_inventory_is_an_error_and_stays_as_it_was(tmp_path, cut):
+    damaged = fixture("inventory-4.2.1.img", "rb")[:cut]
+    (tmp_path / "inventory.img").write_bytes(damaged)
+    with pytest.raises(ImageFormatError):
+        criu_images.skip_network_unlock(str(tmp_path))
+    assert (tmp_path / "inventory.img").read_bytes() == damaged
+    assert os.listdir(tmp_path) == ["inventory.img"]
+
+
 def test_pre_copy_rounds_link_their_parents_on_both_sides():
     first = _dump(images_dir="/img/pre1", pre_dump=True, page_socket=9)
     second = _dump(images_dir="/img/pre2", pre_dump=True, page_socket=9, parent="../pre1")

@@ -2,7 +2,7 @@
 # Copyright: AutoPod contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The destination side of a live move (module pod_receive): check that this host can take the pod,
-claim its name, build its network identity held off the bridge, and leave a daemon that serves the
+claim its name, build its network identity held (its veth down), and leave a daemon that serves the
 conversation of protocol.py when the source connects.
 
 The destination never runs the pod before the source says GO, and never keeps a copy that cannot be

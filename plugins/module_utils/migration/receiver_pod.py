@@ -175,7 +175,7 @@ class ArrivingPod:
         return meta
 
     def go(self, timeout: float) -> Dict[str, Any]:
-        """Put the held pod on its bridge while CRIU's network lock still stands (checkpointing.criu_restore),
+        """Bring the held pod up on its bridge while its tasks are still held (checkpointing.criu_restore),
         let it resume, and return once it runs."""
         watch = Stopwatch()
         network.attach(self.spec)
