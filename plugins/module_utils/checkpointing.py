@@ -233,13 +233,16 @@ class Checkpointer:
 @dataclass
 class RestoreRun:
     """One restore of a pod: its images, CRIU's work directory, whether it has TCP connections, whether its
-    memory arrives later (post-copy), and who holds it before it resumes (None: the restore itself)."""
+    memory arrives later (post-copy), who holds it before it resumes (None: the restore itself), and whether
+    the images are a copy only this restore uses (a move's), which it may change: a checkpoint's stay as they
+    are, for a retry."""
 
     image_dir: str
     work: str
     tcp: bool
     lazy: bool = False
     hold_dir: Optional[str] = None
+    own_images: bool = False
 
 
 def criu_restore(criu: criu_driver.Criu, spec: PodSpec, run: RestoreRun, netns_path: str) -> int:
@@ -254,7 +257,7 @@ def criu_restore(criu: criu_driver.Criu, spec: PodSpec, run: RestoreRun, netns_p
     receiver, waiting for its source) does.
     """
     image_dir, work, tcp, hold_dir = run.image_dir, run.work, run.tcp, run.hold_dir
-    if tcp:  # the dump's lock table stayed in the namespace it came from; this one is new
+    if tcp and run.own_images:  # the dump's lock table stayed in the namespace it came from; this one is new
         try:
             skip_network_unlock(image_dir)
         except (OSError, ImageFormatError) as exc:

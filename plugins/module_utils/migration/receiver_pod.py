@@ -153,7 +153,7 @@ class ArrivingPod:
 
         def run_restore(netns_path: str, _procs: str) -> int:
             run = RestoreRun(self.image_dir, self.work, bool(meta.get("tcp_established", True)), lazy=lazy,
-                             hold_dir=self.hold.directory)
+                             hold_dir=self.hold.directory, own_images=True)
             return criu_restore(self.criu, self.spec, run, netns_path)
 
         def restore() -> None:
