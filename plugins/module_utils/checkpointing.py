@@ -24,7 +24,7 @@ from typing import Any, Dict, Optional
 
 from ansible_collections.autopod.autopod.plugins.module_utils import criu as criu_driver
 from ansible_collections.autopod.autopod.plugins.module_utils import cgroups, commands, holds, network, tcp_repair
-from ansible_collections.autopod.autopod.plugins.module_utils.criu_images import ImageFormatError, damaged_pages, skip_network_unlock
+from ansible_collections.autopod.autopod.plugins.module_utils.criu_images import damaged_pages
 from ansible_collections.autopod.autopod.plugins.module_utils.errors import AutopodError
 from ansible_collections.autopod.autopod.plugins.module_utils.pod import PodSpec, validate_name
 from ansible_collections.autopod.autopod.plugins.module_utils.lifecycle import (
@@ -233,16 +233,13 @@ class Checkpointer:
 @dataclass
 class RestoreRun:
     """One restore of a pod: its images, CRIU's work directory, whether it has TCP connections, whether its
-    memory arrives later (post-copy), who holds it before it resumes (None: the restore itself), and whether
-    the images are a copy only this restore uses (a move's), which it may change: a checkpoint's stay as they
-    are, for a retry."""
+    memory arrives later (post-copy), and who holds it before it resumes (None: the restore itself)."""
 
     image_dir: str
     work: str
     tcp: bool
     lazy: bool = False
     hold_dir: Optional[str] = None
-    own_images: bool = False
 
 
 def criu_restore(criu: criu_driver.Criu, spec: PodSpec, run: RestoreRun, netns_path: str) -> int:
@@ -257,11 +254,6 @@ def criu_restore(criu: criu_driver.Criu, spec: PodSpec, run: RestoreRun, netns_p
     receiver, waiting for its source) does.
     """
     image_dir, work, tcp, hold_dir = run.image_dir, run.work, run.tcp, run.hold_dir
-    if tcp and run.own_images:  # the dump's lock table stayed in the namespace it came from; this one is new
-        try:
-            skip_network_unlock(image_dir)
-        except (OSError, ImageFormatError) as exc:
-            raise AutopodError("the images at %s cannot be restored: %s" % (image_dir, exc))
     hold = holds.Hold(os.path.join(work, "hold")) if hold_dir is None else None
     netns_fd = os.open(netns_path, os.O_RDONLY)
     try:

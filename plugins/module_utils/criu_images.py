@@ -208,12 +208,10 @@ def skip_network_unlock(image_dir: str) -> None:
     path = os.path.join(image_dir, INVENTORY)
     with open(path, "rb") as handle:
         raw = handle.read()
-    if len(raw) < 8:
-        raise ImageFormatError("%s is too short" % INVENTORY)
-    (size,) = struct.unpack_from("<I", raw, 4)
-    if len(raw) != 8 + size:
-        raise ImageFormatError("%s holds more or less than its one entry" % INVENTORY)
-    message = _with_varint(raw[8:], INVENTORY_NETWORK_LOCK, NETWORK_LOCK_SKIP)
+    entries = _entries(raw)  # after the inventory's one magic
+    if len(entries) != 1:
+        raise ImageFormatError("%s holds %d entries, not one" % (INVENTORY, len(entries)))
+    message = _with_varint(entries[0], INVENTORY_NETWORK_LOCK, NETWORK_LOCK_SKIP)
     temporary = path + ".tmp"
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
     with os.fdopen(fd, "wb") as handle:

@@ -23,6 +23,7 @@ from ansible_collections.autopod.autopod.plugins.module_utils import capacity, c
 from ansible_collections.autopod.autopod.plugins.module_utils import criu as criu_driver
 from ansible_collections.autopod.autopod.plugins.module_utils import network
 from ansible_collections.autopod.autopod.plugins.module_utils.checkpointing import RestoreRun, criu_restore, read_image_meta
+from ansible_collections.autopod.autopod.plugins.module_utils.criu_images import ImageFormatError, skip_network_unlock
 from ansible_collections.autopod.autopod.plugins.module_utils.errors import AutopodError
 from ansible_collections.autopod.autopod.plugins.module_utils.lifecycle import release, start_supervised
 from ansible_collections.autopod.autopod.plugins.module_utils.migration.protocol import round_dir
@@ -139,7 +140,12 @@ class ArrivingPod:
     def restore_held(self, hold_timeout: float) -> Dict[str, Any]:
         """Restore the pod and wait until it is held before resuming (holds.py); returns the image's meta."""
         meta = read_image_meta(self.image_dir)
-        lazy = bool(meta.get("lazy"))
+        lazy, tcp = bool(meta.get("lazy")), bool(meta.get("tcp_established", True))
+        if tcp:  # this host's copy: the dump's lock table stayed in the namespace the pod left, this one is new
+            try:
+                skip_network_unlock(self.image_dir)
+            except (OSError, ImageFormatError) as exc:
+                raise AutopodError("the images at %s cannot be restored: %s" % (self.image_dir, exc))
         self.manifest = Manifest(spec=self.spec, generation=int(meta.get("generation", 0)), home=self.home)
         with self.store.lock():
             claimed = self.store.load(self.spec.name)
@@ -152,8 +158,7 @@ class ArrivingPod:
         watch = Stopwatch()
 
         def run_restore(netns_path: str, _procs: str) -> int:
-            run = RestoreRun(self.image_dir, self.work, bool(meta.get("tcp_established", True)), lazy=lazy,
-                             hold_dir=self.hold.directory, own_images=True)
+            run = RestoreRun(self.image_dir, self.work, tcp, lazy=lazy, hold_dir=self.hold.directory)
             return criu_restore(self.criu, self.spec, run, netns_path)
 
         def restore() -> None:
